@@ -451,7 +451,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_offending_part() {
-        let e = Filter::from_json(&json!({"$and": [{"a": 1}, {"b": {"$between": 2}}]})).unwrap_err();
+        let e =
+            Filter::from_json(&json!({"$and": [{"a": 1}, {"b": {"$between": 2}}]})).unwrap_err();
         assert_eq!(e.path, "$.$and[1].b");
         assert!(e.message.contains("$between"), "{e}");
         let e = Filter::from_json(&json!({"a": {"$gt": "x"}})).unwrap_err();
@@ -477,7 +478,8 @@ mod tests {
 
     #[test]
     fn required_equalities_follow_ands_only() {
-        let filter = f(json!({"$and": [{"image_id": "x"}, {"receipt_id": 2}, {"$or": [{"a": 1}]}]}));
+        let filter =
+            f(json!({"$and": [{"image_id": "x"}, {"receipt_id": 2}, {"$or": [{"a": 1}]}]}));
         let eqs = filter.required_equalities();
         assert_eq!(eqs.len(), 2);
         assert_eq!(eqs[0].0, "image_id");

@@ -85,7 +85,12 @@ impl Operation {
     }
 
     /// A patch.
-    pub fn patch(seq: impl Into<Seq>, target: Target, set: Metadata, unset: Vec<String>) -> Operation {
+    pub fn patch(
+        seq: impl Into<Seq>,
+        target: Target,
+        set: Metadata,
+        unset: Vec<String>,
+    ) -> Operation {
         Operation {
             seq: seq.into(),
             op: Op::Patch(Patch { target, set, unset }),

@@ -32,7 +32,9 @@ pub enum SeqParseError {
         at: usize,
     },
     /// The text held more than [`MAX_SEQ_DIGITS`] significant digits.
-    #[error("sequence number has {digits} significant digits; at most {MAX_SEQ_DIGITS} are allowed")]
+    #[error(
+        "sequence number has {digits} significant digits; at most {MAX_SEQ_DIGITS} are allowed"
+    )]
     TooLong {
         /// Number of significant digits found.
         digits: usize,

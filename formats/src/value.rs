@@ -259,11 +259,7 @@ pub fn metadata_from_json(
 
 /// The JSON object of some metadata.
 pub fn metadata_to_json(meta: &Metadata) -> Json {
-    Json::Object(
-        meta.iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
-    )
+    Json::Object(meta.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
 }
 
 #[cfg(test)]
@@ -273,7 +269,10 @@ mod tests {
 
     #[test]
     fn json_values_convert() {
-        assert_eq!(MetaValue::from_json(&json!(3)).unwrap(), Some(MetaValue::Int(3)));
+        assert_eq!(
+            MetaValue::from_json(&json!(3)).unwrap(),
+            Some(MetaValue::Int(3))
+        );
         assert_eq!(
             MetaValue::from_json(&json!(2.5)).unwrap(),
             Some(MetaValue::Float(2.5))
@@ -285,7 +284,10 @@ mod tests {
         );
         assert!(matches!(
             MetaValue::from_json(&json!([1, "b"])),
-            Err(ValueError::MixedList { first: "int", other: "string" })
+            Err(ValueError::MixedList {
+                first: "int",
+                other: "string"
+            })
         ));
         assert!(matches!(
             MetaValue::from_json(&json!({"a": 1})),

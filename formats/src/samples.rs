@@ -1,0 +1,187 @@
+//! Small, deterministic sample files of every format: the golden files, the fuzz seed
+//! corpora and the corruption tests are built from these.
+
+use std::io::Cursor;
+
+use crate::collection::{Metric, Quantization};
+use crate::delta::{DeltaHeader, DeltaWriter};
+use crate::filter::Filter;
+use crate::op::{Operation, Record, Target};
+use crate::segment::{RowInput, RowMeta, SegmentWriter, ShadowEntry};
+use crate::seq::Seq;
+use crate::value::{MetaValue, Metadata};
+use crate::version::{encode_version, DeltaRef, RetainedOp, SegmentRef, VersionRecord};
+
+fn meta(pairs: &[(&str, MetaValue)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// A deterministic pseudo-random vector (splitmix64 to floats in [-1, 1)).
+pub fn vector(seed: u64, dims: usize) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    (0..dims)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+        })
+        .collect()
+}
+
+/// The operations of the sample delta: an upsert, a patch by id, a delete by filter.
+pub fn delta_ops() -> Vec<Operation> {
+    let seq = |s: &str| s.parse::<Seq>().expect("valid seq");
+    vec![
+        Operation::upsert(
+            seq("4421584500000000017450439091"),
+            Record {
+                id: "IMAGE#a1b2#RECEIPT#00001#LINE#00001".into(),
+                embedding: Some(vector(1, 4)),
+                document: Some("TOTAL 12.99".into()),
+                metadata: meta(&[
+                    ("image_id", MetaValue::Str("a1b2".into())),
+                    ("receipt_id", MetaValue::Int(1)),
+                    ("confidence", MetaValue::Float(0.97)),
+                    (
+                        "valid_labels",
+                        MetaValue::StrList(vec!["GRAND_TOTAL".into()]),
+                    ),
+                ]),
+            },
+        ),
+        Operation::patch(
+            seq("4421584500000000017450439092"),
+            Target::Id("IMAGE#a1b2#RECEIPT#00001#LINE#00001".into()),
+            meta(&[("merchant_name", MetaValue::Str("Sprouts".into()))]),
+            vec!["confidence".into()],
+        ),
+        Operation::delete(
+            seq("4421584500000000017450439093"),
+            Target::Where(
+                Filter::parse(r#"{"$and":[{"image_id":{"$eq":"zz"}},{"receipt_id":{"$eq":2}}]}"#)
+                    .expect("valid filter"),
+            ),
+        ),
+    ]
+}
+
+/// The sample delta file (sealed).
+pub fn delta() -> Vec<u8> {
+    let mut w = DeltaWriter::new(&DeltaHeader {
+        collection: "lines".into(),
+        dims: 4,
+        producer: "sample-producer".into(),
+        first_seq: delta_ops()[0].seq,
+        created_ms: 1_764_000_000_000,
+    })
+    .expect("small header");
+    for op in delta_ops() {
+        w.push(&op).expect("small record");
+    }
+    w.seal()
+}
+
+/// Rows of the sample segment: (id, seq, vector, document, meta).
+pub fn segment_rows(
+    dims: usize,
+    n: usize,
+) -> Vec<(String, Seq, Vec<f32>, Option<String>, RowMeta)> {
+    (0..n)
+        .map(|i| {
+            let key_seqs = if i % 2 == 0 {
+                vec![("label".to_string(), Seq::from(100 + i as u64))]
+            } else {
+                vec![]
+            };
+            (
+                format!("id-{:03}", (i * 7) % n.max(1)),
+                Seq::from(10 + i as u64),
+                vector(i as u64, dims),
+                (i % 3 != 0).then(|| format!("document {i}")),
+                RowMeta {
+                    metadata: meta(&[
+                        ("n", MetaValue::Int(i as i64)),
+                        ("label", MetaValue::Str(format!("L{}", i % 4))),
+                    ]),
+                    key_seqs,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A sample segment of `n` rows of `dims` dims with the given quantization and one shadow
+/// entry.
+pub fn segment_with(dims: usize, n: usize, quantization: Quantization) -> Vec<u8> {
+    let mut w =
+        SegmentWriter::new(Cursor::new(Vec::new()), dims as u32, quantization).expect("valid dims");
+    for (id, seq, v, doc, meta) in segment_rows(dims, n) {
+        w.push(RowInput {
+            id: &id,
+            seq,
+            vector: &v,
+            document: doc.as_deref(),
+            meta: &meta,
+        })
+        .expect("valid row");
+    }
+    w.push_shadow(ShadowEntry {
+        id: "gone".into(),
+        seq: Seq::from(99),
+        deleted: true,
+        overlay: vec![("k".into(), Seq::from(98), Some(MetaValue::Bool(true)))],
+        time_ms: 1_764_000_000_000,
+    });
+    w.finish().expect("in-memory write").0.into_inner()
+}
+
+/// The small sample segment: 5 rows × 4 dims, i8-quantized.
+pub fn segment() -> Vec<u8> {
+    segment_with(4, 5, Quantization::I8)
+}
+
+/// The sample version record.
+pub fn version_record() -> VersionRecord {
+    VersionRecord {
+        collection: "lines".into(),
+        version: 7,
+        parent: Some(6),
+        writer_epoch: 3,
+        created_ms: 1_764_000_000_000,
+        dims: 4,
+        metric: Metric::L2,
+        quantization: Quantization::I8,
+        seq_watermark: "4421584500000000017450439093".parse().expect("valid seq"),
+        segments: vec![SegmentRef {
+            file: "00000000000000000005-lines.seg".into(),
+            rows: 5,
+            bytes: 1472,
+            deleted: vec![1, 3],
+        }],
+        deltas: vec![DeltaRef {
+            file: "00000000000000000007-lines.delta".into(),
+            count: 3,
+            min_seq: Seq::from(1),
+            max_seq: Seq::from(3),
+            bytes: 400,
+        }],
+        retained: vec![RetainedOp {
+            op: delta_ops()[2].clone(),
+            time_ms: 1_764_000_000_001,
+        }],
+        rows: 3,
+        bytes: 1872,
+        note: "compact".into(),
+    }
+}
+
+/// The sample version file.
+pub fn version() -> Vec<u8> {
+    encode_version(&version_record())
+}
