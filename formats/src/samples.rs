@@ -87,11 +87,11 @@ pub fn delta() -> Vec<u8> {
     w.seal()
 }
 
-/// Rows of the sample segment: (id, seq, vector, document, meta).
-pub fn segment_rows(
-    dims: usize,
-    n: usize,
-) -> Vec<(String, Seq, Vec<f32>, Option<String>, RowMeta)> {
+/// One row of a sample segment: (id, seq, vector, document, meta).
+pub type SampleRow = (String, Seq, Vec<f32>, Option<String>, RowMeta);
+
+/// Rows of the sample segment.
+pub fn segment_rows(dims: usize, n: usize) -> Vec<SampleRow> {
     (0..n)
         .map(|i| {
             let key_seqs = if i % 2 == 0 {

@@ -1,0 +1,34 @@
+# The commands that matter; see README.md.
+CARGO_TARGET_DIR ?= /var/tmp/strata-target
+export CARGO_TARGET_DIR
+SECONDS ?= 60
+PROPTEST_CASES ?= 1000
+export PROPTEST_CASES
+
+.PHONY: setup demo test bench fuzz-smoke lint
+
+# librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
+setup:
+	@if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p | grep -q libclang; then \
+		echo "installing libclang-dev (needed to build RocksDB bindings)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev; \
+	fi
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+
+# The main job on the embedded default: a local directory.
+demo: setup
+	cargo run --release -p strata-cli --bin strata -- --store ./strata-data demo
+
+# The tests (what CI runs).
+test: setup
+	cargo test --release --workspace
+
+bench: setup
+	cargo bench --bench formats
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+fuzz-smoke:
+	bash fuzz/run-smoke.sh $(SECONDS)

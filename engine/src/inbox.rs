@@ -1,0 +1,99 @@
+//! Inbox ingestion: producers that are not the writer drop sealed delta files into
+//! `inbox/`; the writer registers each one exactly once (the inbox name is recorded in the
+//! same manifest batch as the version that registers it). Torn and corrupt files are
+//! reported and left where they are; nothing is deleted here.
+
+use std::fs;
+
+use crate::error::{Error, Result};
+use crate::fsutil::{self, now_ms};
+use crate::layout::Layout;
+use crate::store::{validate, Store};
+
+/// What an inbox ingestion did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Files registered now: (inbox name, collection, operations, version).
+    pub ingested: Vec<(String, String, usize, u64)>,
+    /// Files already registered earlier (seen again, applied once).
+    pub already: usize,
+    /// Unsealed files (a producer crashed mid-write): ignored.
+    pub torn: Vec<String>,
+    /// Files that cannot be registered: (name, why). Left in place for an operator.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Register every new sealed delta in the inbox, oldest name first.
+    pub fn ingest_inbox(&self) -> Result<IngestReport> {
+        let w = self.writer("ingest_inbox")?;
+        let dir = self.layout.inbox();
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(Error::io("list", &dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".delta"))
+            .collect();
+        names.sort();
+        let mut report = IngestReport::default();
+        for name in names {
+            if w.manifest.ingested(&name)?.is_some() {
+                report.already += 1;
+                continue;
+            }
+            let path = dir.join(&name);
+            let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+            let delta = match strata_formats::decode_delta(&bytes) {
+                Ok(d) if d.is_sealed() => d,
+                // No seal, or cut short inside the header: a producer died mid-write.
+                Ok(_) | Err(strata_formats::FormatError::Truncated { .. }) => {
+                    report.torn.push(name);
+                    continue;
+                }
+                Err(e) => {
+                    report.failed.push((name, e.to_string()));
+                    continue;
+                }
+            };
+            let collection = delta.header.collection.clone();
+            let _g = self.lock();
+            let snap = match self.snapshot(&collection) {
+                Ok(s) => s,
+                Err(e) => {
+                    report.failed.push((name, e.to_string()));
+                    continue;
+                }
+            };
+            if let Some((i, why)) = delta
+                .ops
+                .iter()
+                .enumerate()
+                .find_map(|(i, op)| validate(snap.info(), op).err().map(|e| (i, e)))
+            {
+                report.failed.push((name, format!("record {i}: {why}")));
+                continue;
+            }
+            let file = loop {
+                let file = Layout::delta_name(self.alloc_file());
+                match fs::hard_link(&path, self.layout.deltas().join(&file)) {
+                    Ok(()) => break file,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(Error::io("link", &path)(e)),
+                }
+            };
+            fsutil::sync_dir(&self.layout.deltas())?;
+            let receipt = self.register_delta(
+                snap,
+                file.clone(),
+                bytes.len() as u64,
+                &delta.ops,
+                now_ms(),
+                |c| c.put_ingested(&name, &file),
+            )?;
+            report
+                .ingested
+                .push((name, collection, delta.ops.len(), receipt.version));
+        }
+        Ok(report)
+    }
+}

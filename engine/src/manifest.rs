@@ -1,0 +1,415 @@
+//! The RocksDB manifest: collections, immutable version records, heads, head history,
+//! pins, the writer lease with its fencing epoch, and ingested inbox files.
+//!
+//! Commit is one synced `WriteBatch`; a version record is written once and never changed.
+//! Before every commit the writer's epoch is compared with the lease's: a writer whose
+//! epoch is no longer current commits nothing (fencing).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+use strata_formats::VersionRecord;
+
+use crate::error::{Error, Result};
+use crate::snapshot::CollectionInfo;
+
+const CF_COLLECTIONS: &str = "collections";
+const CF_VERSIONS: &str = "versions";
+const CF_HEADS: &str = "heads";
+const CF_HISTORY: &str = "history";
+const CF_PINS: &str = "pins";
+const CF_LEASE: &str = "lease";
+const CF_FILES: &str = "files";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 8] = [
+    CF_COLLECTIONS,
+    CF_VERSIONS,
+    CF_HEADS,
+    CF_HISTORY,
+    CF_PINS,
+    CF_LEASE,
+    CF_FILES,
+    CF_META,
+];
+const LEASE_KEY: &[u8] = b"writer";
+const NEXT_VERSION_KEY: &[u8] = b"next_version";
+
+/// Who holds the writer role, since when, and with which fencing epoch.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct Lease {
+    /// Holder description (host, pid, purpose).
+    pub holder: String,
+    /// Fencing epoch, incremented by every writer that opens the store.
+    pub epoch: u64,
+    /// When the holder took the role (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// Last heartbeat (ms since the Unix epoch).
+    pub heartbeat_ms: u64,
+}
+
+/// One move of a collection's head.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct HistoryEntry {
+    /// The new head.
+    pub version: u64,
+    /// The head before.
+    pub previous: Option<u64>,
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// What moved it.
+    pub note: String,
+}
+
+fn encode<T: bincode::Encode>(v: &T) -> Vec<u8> {
+    strata_formats::codec::encode(v)
+}
+
+fn decode<T: bincode::Decode<()>>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    bincode::decode_from_slice(
+        bytes,
+        bincode::config::standard().with_limit::<{ 1 << 30 }>(),
+    )
+    .map(|(v, _)| v)
+    .map_err(|e| Error::ManifestEntry {
+        key: String::from_utf8_lossy(key).into_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn version_key(collection: &str, version: u64) -> Vec<u8> {
+    let mut k = collection.as_bytes().to_vec();
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+fn prefix(collection: &str) -> Vec<u8> {
+    let mut k = collection.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+/// The manifest database.
+pub struct Manifest {
+    db: DB,
+    path: PathBuf,
+}
+
+/// The changes of one commit, applied atomically by [`Manifest::commit`].
+#[derive(Default)]
+pub struct Commit {
+    batch: WriteBatch,
+    ops: usize,
+}
+
+impl Manifest {
+    fn options() -> Options {
+        let mut o = Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        o.set_use_fsync(true);
+        o.set_keep_log_file_num(4);
+        o.set_max_log_file_size(1 << 20);
+        o
+    }
+
+    /// Open read-write, creating the database if missing. Fails if another process (or
+    /// another open in this process) holds it.
+    pub fn open(path: &Path) -> Result<Manifest> {
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&Self::options(), path, cfs)?;
+        Ok(Manifest {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open read-only (works while a writer holds the database; sees its flushed state).
+    pub fn open_read_only(path: &Path) -> Result<Manifest> {
+        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)?;
+        Ok(Manifest {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
+    }
+
+    fn get<T: bincode::Decode<()>>(&self, cf: &str, key: &[u8]) -> Result<Option<T>> {
+        match self.db.get_cf(self.cf(cf), key)? {
+            Some(bytes) => decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan<T: bincode::Decode<()>>(&self, cf: &str, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), decode(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The current lease, if any writer ever opened the store.
+    pub fn lease(&self) -> Result<Option<Lease>> {
+        self.get(CF_LEASE, LEASE_KEY)
+    }
+
+    /// Take the writer role: bump the epoch and record the holder (synced).
+    pub fn take_lease(&self, holder: &str, now_ms: u64) -> Result<Lease> {
+        let epoch = self.lease()?.map_or(0, |l| l.epoch) + 1;
+        let lease = Lease {
+            holder: holder.to_string(),
+            epoch,
+            since_ms: now_ms,
+            heartbeat_ms: now_ms,
+        };
+        self.write_synced(|b| b.put_cf(self.cf(CF_LEASE), LEASE_KEY, encode(&lease)))?;
+        Ok(lease)
+    }
+
+    /// Overwrite the lease (tests simulate a stolen lease with it).
+    pub fn put_lease(&self, lease: &Lease) -> Result<()> {
+        self.write_synced(|b| b.put_cf(self.cf(CF_LEASE), LEASE_KEY, encode(lease)))
+    }
+
+    fn write_synced(&self, f: impl FnOnce(&mut WriteBatch)) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        f(&mut batch);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// All collections.
+    pub fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        Ok(self
+            .scan::<CollectionInfo>(CF_COLLECTIONS, b"")?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// One collection.
+    pub fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
+        self.get(CF_COLLECTIONS, name.as_bytes())
+    }
+
+    /// A collection's head version.
+    pub fn head(&self, collection: &str) -> Result<Option<u64>> {
+        self.get(CF_HEADS, collection.as_bytes())
+    }
+
+    /// One version record.
+    pub fn version(&self, collection: &str, version: u64) -> Result<Option<VersionRecord>> {
+        self.get(CF_VERSIONS, &version_key(collection, version))
+    }
+
+    /// All stored version records of a collection, ascending.
+    pub fn versions(&self, collection: &str) -> Result<Vec<VersionRecord>> {
+        Ok(self
+            .scan::<VersionRecord>(CF_VERSIONS, &prefix(collection))?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// The head history of a collection, oldest first.
+    pub fn history(&self, collection: &str) -> Result<Vec<HistoryEntry>> {
+        Ok(self
+            .scan::<HistoryEntry>(CF_HISTORY, &prefix(collection))?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Pinned versions of a collection.
+    pub fn pins(&self, collection: &str) -> Result<BTreeSet<u64>> {
+        Ok(self
+            .scan::<u64>(CF_PINS, &prefix(collection))?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// The next version number to use.
+    pub fn next_version(&self) -> Result<u64> {
+        Ok(self.get::<u64>(CF_META, NEXT_VERSION_KEY)?.unwrap_or(1))
+    }
+
+    /// The delta an inbox file was ingested as, if it was.
+    pub fn ingested(&self, inbox_name: &str) -> Result<Option<String>> {
+        self.get(CF_FILES, format!("inbox/{inbox_name}").as_bytes())
+    }
+
+    /// All ingested inbox file names.
+    pub fn ingested_all(&self) -> Result<Vec<String>> {
+        Ok(self
+            .scan::<String>(CF_FILES, b"inbox/")?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k["inbox/".len()..]).into_owned())
+            .collect())
+    }
+
+    /// Apply a commit as one synced write batch, after checking the writer's epoch.
+    pub fn commit(&self, commit: Commit, epoch: u64) -> Result<()> {
+        let current = self.lease()?.map_or(0, |l| l.epoch);
+        if current != epoch {
+            return Err(Error::Fenced {
+                mine: epoch,
+                current,
+            });
+        }
+        if commit.ops == 0 {
+            return Ok(());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(commit.batch, &wo)?;
+        Ok(())
+    }
+
+    /// Flush memtables and the WAL to disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Start a commit.
+    pub fn begin(&self) -> CommitBuilder<'_> {
+        CommitBuilder {
+            m: self,
+            c: Commit::default(),
+        }
+    }
+}
+
+/// Accumulates the changes of one commit.
+pub struct CommitBuilder<'a> {
+    m: &'a Manifest,
+    c: Commit,
+}
+
+impl CommitBuilder<'_> {
+    fn put(&mut self, cf: &str, key: &[u8], value: Vec<u8>) {
+        self.c.batch.put_cf(self.m.cf(cf), key, value);
+        self.c.ops += 1;
+    }
+
+    fn delete(&mut self, cf: &str, key: &[u8]) {
+        self.c.batch.delete_cf(self.m.cf(cf), key);
+        self.c.ops += 1;
+    }
+
+    /// Record a collection.
+    pub fn put_collection(&mut self, info: &CollectionInfo) {
+        self.put(CF_COLLECTIONS, info.name.as_bytes(), encode(info));
+    }
+
+    /// Write a new version record, make it the head, log the move and advance the
+    /// version counter.
+    pub fn put_head_version(&mut self, record: &VersionRecord, previous: Option<u64>, now_ms: u64) {
+        self.put(
+            CF_VERSIONS,
+            &version_key(&record.collection, record.version),
+            encode(record),
+        );
+        self.put(
+            CF_HEADS,
+            record.collection.as_bytes(),
+            encode(&record.version),
+        );
+        self.put(
+            CF_HISTORY,
+            &version_key(&record.collection, record.version),
+            encode(&HistoryEntry {
+                version: record.version,
+                previous,
+                time_ms: now_ms,
+                note: record.note.clone(),
+            }),
+        );
+        self.put(CF_META, NEXT_VERSION_KEY, encode(&(record.version + 1)));
+    }
+
+    /// Move a head to an existing version (no new record).
+    pub fn delete_version(&mut self, collection: &str, version: u64) {
+        self.delete(CF_VERSIONS, &version_key(collection, version));
+    }
+
+    /// Pin a version.
+    pub fn pin(&mut self, collection: &str, version: u64) {
+        self.put(CF_PINS, &version_key(collection, version), encode(&version));
+    }
+
+    /// Unpin a version.
+    pub fn unpin(&mut self, collection: &str, version: u64) {
+        self.delete(CF_PINS, &version_key(collection, version));
+    }
+
+    /// Record that an inbox file was ingested as a delta.
+    pub fn put_ingested(&mut self, inbox_name: &str, delta_file: &str) {
+        self.put(
+            CF_FILES,
+            format!("inbox/{inbox_name}").as_bytes(),
+            encode(&delta_file.to_string()),
+        );
+    }
+
+    /// Forget an ingested inbox file (after GC removed it).
+    pub fn delete_ingested(&mut self, inbox_name: &str) {
+        self.delete(CF_FILES, format!("inbox/{inbox_name}").as_bytes());
+    }
+
+    /// Remove a collection: its record, head, versions, pins and history.
+    pub fn drop_collection(&mut self, name: &str) -> Result<()> {
+        self.delete(CF_COLLECTIONS, name.as_bytes());
+        self.delete(CF_HEADS, name.as_bytes());
+        for cf in [CF_VERSIONS, CF_PINS, CF_HISTORY] {
+            for (k, _) in self.m.scan::<rocksdb_any::Any>(cf, &prefix(name))? {
+                self.delete(cf, &k);
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit (synced), checking the epoch.
+    pub fn commit(self, epoch: u64) -> Result<()> {
+        self.m.commit(self.c, epoch)
+    }
+}
+
+mod rocksdb_any {
+    /// Decodes any value (for scans that only need keys).
+    pub struct Any;
+    impl<C> bincode::Decode<C> for Any {
+        fn decode<D: bincode::de::Decoder<Context = C>>(
+            _: &mut D,
+        ) -> Result<Any, bincode::error::DecodeError> {
+            Ok(Any)
+        }
+    }
+}

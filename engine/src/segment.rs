@@ -1,0 +1,242 @@
+//! Memory-mapped segment files: open, verify once, read in place; and the lazily built
+//! per-key equality index that lets `image_id = X AND receipt_id = N` skip a scan.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use memmap2::Mmap;
+use strata_formats::{MetaValue, Scalar, SegmentLayout, SegmentView, ShadowEntry};
+
+use crate::error::{Error, Result};
+
+/// A value an equality index can hold: strings and integers (integral floats as integers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IndexKey {
+    /// A string value.
+    Str(String),
+    /// An integer value.
+    Int(i64),
+}
+
+impl IndexKey {
+    /// The index key of a filter scalar, if it can be looked up in an index.
+    pub fn of_scalar(s: &Scalar) -> Option<IndexKey> {
+        match s {
+            Scalar::Str(v) => Some(IndexKey::Str(v.clone())),
+            Scalar::Int(v) => Some(IndexKey::Int(*v)),
+            Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                Some(IndexKey::Int(*f as i64))
+            }
+            _ => None,
+        }
+    }
+
+    fn of_value(v: &MetaValue) -> Option<IndexKey> {
+        v.as_scalar().as_ref().and_then(IndexKey::of_scalar)
+    }
+}
+
+/// Rows of a segment by the value of one key.
+pub type EqIndex = HashMap<IndexKey, Vec<u32>>;
+
+/// A segment file mapped into memory.
+pub struct MappedSegment {
+    path: PathBuf,
+    name: String,
+    mmap: Mmap,
+    layout: SegmentLayout,
+    shadow: HashMap<String, ShadowEntry>,
+    eq_index: Mutex<HashMap<String, Arc<EqIndex>>>,
+}
+
+impl std::fmt::Debug for MappedSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedSegment")
+            .field("path", &self.path)
+            .field("rows", &self.layout.header.rows)
+            .finish()
+    }
+}
+
+impl MappedSegment {
+    /// Map a segment file, parse its header and table, and (when `verify`) check every
+    /// block's crc so that no read can ever return corrupt data unnoticed.
+    pub fn open(path: &Path, verify: bool) -> Result<MappedSegment> {
+        let file = File::open(path).map_err(Error::io("open segment", path))?;
+        // SAFETY: segment files are immutable once published: strata never writes,
+        // truncates or renames over a published segment (fsutil::publish_new refuses to
+        // replace), and GC unlinks a file only after no retained version or live snapshot
+        // references it, which keeps the mapping valid on local filesystems (the inode
+        // lives while mapped) and on NFS (silly-rename). The map is owned by this struct,
+        // and every slice handed out borrows `self`, so no slice outlives the map.
+        // Alignment: the map starts on a page boundary, blocks are 64-byte aligned.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(Error::io("map segment", path))?;
+        let layout = SegmentLayout::parse(&mmap).map_err(Error::format(path))?;
+        let view = SegmentView::new(&mmap, &layout).map_err(Error::format(path))?;
+        if verify {
+            view.verify().map_err(Error::format(path))?;
+        }
+        let shadow = view
+            .shadow()
+            .map_err(Error::format(path))?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        Ok(MappedSegment {
+            path: path.to_path_buf(),
+            name: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            mmap,
+            layout,
+            shadow,
+            eq_index: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A zero-copy view.
+    pub fn view(&self) -> SegmentView<'_> {
+        SegmentView::new(&self.mmap, &self.layout).expect("layout was parsed from this map")
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.layout.header.rows as usize
+    }
+
+    /// Size of the file in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.layout.file_len
+    }
+
+    /// The shadow entry of an id, if the segment has one.
+    pub fn shadow(&self, id: &str) -> Option<&ShadowEntry> {
+        self.shadow.get(id)
+    }
+
+    /// All shadow entries.
+    pub fn shadows(&self) -> impl Iterator<Item = &ShadowEntry> {
+        self.shadow.values()
+    }
+
+    /// Map a format error of this segment to an engine error.
+    pub fn err(&self, e: strata_formats::FormatError) -> Error {
+        Error::Format {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// The equality index of a key, built on first use by one pass over the metadata.
+    pub fn eq_index(&self, key: &str) -> Result<Arc<EqIndex>> {
+        if let Some(ix) = self.eq_index.lock().expect("index lock").get(key) {
+            return Ok(ix.clone());
+        }
+        let view = self.view();
+        let mut ix = EqIndex::new();
+        for row in 0..self.rows() {
+            let meta = view.row_meta(row).map_err(|e| self.err(e))?;
+            if let Some(k) = meta.metadata.get(key).and_then(IndexKey::of_value) {
+                ix.entry(k).or_default().push(row as u32);
+            }
+        }
+        let ix = Arc::new(ix);
+        self.eq_index
+            .lock()
+            .expect("index lock")
+            .insert(key.to_string(), ix.clone());
+        Ok(ix)
+    }
+}
+
+/// A fixed-size set of row numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl RowSet {
+    /// An empty set for `rows` rows.
+    pub fn new(rows: usize) -> RowSet {
+        RowSet {
+            words: vec![0; rows.div_ceil(64)],
+            len: 0,
+        }
+    }
+
+    /// Insert a row; returns whether it was new. Rows out of range are ignored.
+    pub fn insert(&mut self, row: usize) -> bool {
+        let Some(w) = self.words.get_mut(row / 64) else {
+            return false;
+        };
+        let bit = 1u64 << (row % 64);
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.len += 1;
+        true
+    }
+
+    /// Whether a row is in the set.
+    pub fn contains(&self, row: usize) -> bool {
+        self.words
+            .get(row / 64)
+            .is_some_and(|w| w & (1u64 << (row % 64)) != 0)
+    }
+
+    /// Number of rows in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The rows in ascending order.
+    pub fn to_vec(&self) -> Vec<u32> {
+        let mut out = Vec::with_capacity(self.len);
+        for (i, w) in self.words.iter().enumerate() {
+            let mut w = *w;
+            while w != 0 {
+                let b = w.trailing_zeros() as usize;
+                out.push((i * 64 + b) as u32);
+                w &= w - 1;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_set_basics() {
+        let mut s = RowSet::new(130);
+        assert!(s.insert(0));
+        assert!(s.insert(129));
+        assert!(!s.insert(129));
+        assert!(!s.insert(500));
+        assert!(s.contains(129) && !s.contains(128));
+        assert_eq!(s.to_vec(), vec![0, 129]);
+        assert_eq!(s.len(), 2);
+    }
+}

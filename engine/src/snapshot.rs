@@ -1,0 +1,608 @@
+//! Snapshots: an immutable view of one collection at one version — its mapped segments,
+//! the rows deleted or superseded in them, and the overlay of entries folded from the
+//! registered deltas (merge-on-read). Every read runs on a snapshot; the writer swaps in a
+//! new one after each commit and never changes one a reader holds.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use strata_formats::{
+    Filter, Metadata, Metric, Op, Operation, Quantization, RetainedOp, Seq, Target, VersionRecord,
+};
+
+use crate::distance::distance;
+use crate::error::{Error, Result};
+use crate::resolve::{Entry, Row};
+use crate::segment::{IndexKey, MappedSegment, RowSet};
+
+/// A collection's settings.
+#[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct CollectionInfo {
+    /// The name.
+    pub name: String,
+    /// Dimensions (0 = metadata-only).
+    pub dims: u32,
+    /// Distance metric.
+    pub metric: Metric,
+    /// Quantization built at compaction.
+    pub quantization: Quantization,
+    /// Creation time (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// A segment as one snapshot sees it.
+#[derive(Debug, Clone)]
+pub struct SegmentSlot {
+    /// The mapped file.
+    pub seg: Arc<MappedSegment>,
+    /// Rows deleted in the version plus rows superseded by the overlay.
+    pub dead: RowSet,
+    /// Rows deleted in the version alone (what the next version record keeps).
+    pub version_dead: RowSet,
+}
+
+/// Which parts of a record a read returns (Chroma's `include`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Include {
+    /// Return embeddings.
+    pub embeddings: bool,
+    /// Return documents.
+    pub documents: bool,
+    /// Return metadata.
+    pub metadatas: bool,
+}
+
+impl Default for Include {
+    fn default() -> Include {
+        Include {
+            embeddings: false,
+            documents: true,
+            metadatas: true,
+        }
+    }
+}
+
+impl Include {
+    /// Everything.
+    pub fn all() -> Include {
+        Include {
+            embeddings: true,
+            documents: true,
+            metadatas: true,
+        }
+    }
+
+    /// Ids only.
+    pub fn ids() -> Include {
+        Include {
+            embeddings: false,
+            documents: false,
+            metadatas: false,
+        }
+    }
+}
+
+/// One record returned by a read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordOut {
+    /// The id.
+    pub id: String,
+    /// Distance to the query vector (queries only).
+    pub distance: Option<f32>,
+    /// The embedding, if asked for.
+    pub embedding: Option<Vec<f32>>,
+    /// The document, if asked for.
+    pub document: Option<String>,
+    /// The metadata, if asked for.
+    pub metadata: Option<Metadata>,
+}
+
+/// Where a visible record lives.
+#[derive(Debug, Clone, Copy)]
+enum Loc<'a> {
+    Seg(usize, usize),
+    Overlay(&'a str, &'a Entry),
+}
+
+/// The state behind a [`Snapshot`] (also what the writer builds the next one from).
+#[derive(Debug, Clone)]
+pub struct SnapshotState {
+    /// The collection's settings.
+    pub info: CollectionInfo,
+    /// The version this snapshot shows.
+    pub version: Arc<VersionRecord>,
+    /// Segments, oldest first.
+    pub segments: Vec<SegmentSlot>,
+    /// Entries folded from registered deltas, by id.
+    pub overlay: HashMap<String, Arc<Entry>>,
+    /// Filter-targeted operations within the retention horizon, ascending seq.
+    pub ledger: Vec<RetainedOp>,
+}
+
+/// An immutable view of a collection at one version. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Snapshot(pub(crate) Arc<SnapshotState>);
+
+fn ord(a: f32, b: f32) -> Ordering {
+    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+}
+
+struct Hit<'a> {
+    dist: f32,
+    id: &'a str,
+    loc: Loc<'a>,
+}
+
+impl PartialEq for Hit<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Hit<'_> {}
+impl PartialOrd for Hit<'_> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Hit<'_> {
+    fn cmp(&self, o: &Self) -> Ordering {
+        ord(self.dist, o.dist).then_with(|| self.id.cmp(o.id))
+    }
+}
+
+fn push_top<'a>(heap: &mut BinaryHeap<Hit<'a>>, k: usize, hit: Hit<'a>) {
+    if heap.len() < k {
+        heap.push(hit);
+    } else if heap.peek().is_some_and(|worst| hit < *worst) {
+        heap.pop();
+        heap.push(hit);
+    }
+}
+
+impl SnapshotState {
+    /// A state with the version's segments and no overlay yet.
+    pub fn new(
+        info: CollectionInfo,
+        version: Arc<VersionRecord>,
+        segments: Vec<Arc<MappedSegment>>,
+    ) -> Result<SnapshotState> {
+        let mut slots = Vec::with_capacity(segments.len());
+        for (seg, sref) in segments.into_iter().zip(&version.segments) {
+            let mut dead = RowSet::new(seg.rows());
+            for row in &sref.deleted {
+                if (*row as usize) >= seg.rows() {
+                    return Err(Error::ManifestEntry {
+                        key: format!("version {} segment {}", version.version, sref.file),
+                        detail: format!("deleted row {row} beyond its {} rows", seg.rows()),
+                    });
+                }
+                dead.insert(*row as usize);
+            }
+            slots.push(SegmentSlot {
+                seg,
+                version_dead: dead.clone(),
+                dead,
+            });
+        }
+        Ok(SnapshotState {
+            info,
+            ledger: version.retained.clone(),
+            version,
+            segments: slots,
+            overlay: HashMap::new(),
+        })
+    }
+
+    /// The current entry of an id from the segments (newest first), with its row location.
+    fn lookup(&self, id: &str) -> Result<(Entry, Option<(usize, usize)>)> {
+        for (si, slot) in self.segments.iter().enumerate().rev() {
+            if let Some(shadow) = slot.seg.shadow(id) {
+                return Ok((Entry::from_shadow(shadow.clone()), None));
+            }
+            let view = slot.seg.view();
+            if let Some(row) = view.find(id).map_err(|e| slot.seg.err(e))? {
+                if slot.dead.contains(row) {
+                    continue;
+                }
+                return Ok((self.entry_at(si, row)?, Some((si, row))));
+            }
+        }
+        Ok((Entry::absent(), None))
+    }
+
+    fn entry_at(&self, si: usize, row: usize) -> Result<Entry> {
+        let seg = &self.segments[si].seg;
+        let view = seg.view();
+        let e = |e| seg.err(e);
+        let meta = view.row_meta(row).map_err(e)?;
+        let embedding = if view.dims() > 0 {
+            Some(Arc::from(view.vector(row).map_err(|e| seg.err(e))?))
+        } else {
+            None
+        };
+        Ok(Entry::from_row(
+            view.seq(row).map_err(|e| seg.err(e))?,
+            Row {
+                embedding,
+                document: view.document(row).map_err(|e| seg.err(e))?,
+                metadata: meta.metadata,
+            },
+            meta.key_seqs,
+        ))
+    }
+
+    fn entry_mut(&mut self, id: &str) -> Result<&mut Entry> {
+        if !self.overlay.contains_key(id) {
+            let (entry, loc) = self.lookup(id)?;
+            if let Some((si, row)) = loc {
+                self.segments[si].dead.insert(row);
+            }
+            self.overlay.insert(id.to_string(), Arc::new(entry));
+        }
+        Ok(Arc::make_mut(
+            self.overlay.get_mut(id).expect("inserted above"),
+        ))
+    }
+
+    /// Ids of the visible records that match a filter.
+    fn matching_ids(&self, filter: &Filter) -> Result<Vec<String>> {
+        let mut ids = Vec::new();
+        self.for_each_live(Some(filter), |loc| {
+            ids.push(match loc {
+                Loc::Overlay(id, _) => id.to_string(),
+                Loc::Seg(si, row) => self.segments[si]
+                    .seg
+                    .view()
+                    .id(row)
+                    .map_err(|e| self.segments[si].seg.err(e))?
+                    .to_string(),
+            });
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
+    fn apply_to_id(&mut self, id: &str, seq: Seq, op: &Op, now: u64) -> Result<bool> {
+        let e = self.entry_mut(id)?;
+        Ok(match op {
+            Op::Upsert(r) => e.upsert(seq, r, now),
+            Op::Patch(p) => e.patch(seq, &p.set, &p.unset, now),
+            Op::Delete(_) => e.delete(seq, now),
+        })
+    }
+
+    /// Fold one operation into the overlay (the order-independence rules of `resolve`).
+    pub fn fold(&mut self, op: &Operation, now: u64) -> Result<()> {
+        match &op.op {
+            Op::Upsert(r) => {
+                if self.apply_to_id(&r.id, op.seq, &op.op, now)? {
+                    self.replay_ledger(&r.id, op.seq, now)?;
+                }
+            }
+            Op::Patch(p) => self.fold_target(&p.target, op, now)?,
+            Op::Delete(t) => self.fold_target(t, op, now)?,
+        }
+        Ok(())
+    }
+
+    fn fold_target(&mut self, target: &Target, op: &Operation, now: u64) -> Result<()> {
+        let ids = match target {
+            Target::Where(filter) => {
+                let at = self.ledger.partition_point(|r| r.op.seq <= op.seq);
+                if self.ledger.get(at.wrapping_sub(1)).map(|r| &r.op) != Some(op) {
+                    self.ledger.insert(
+                        at,
+                        RetainedOp {
+                            op: op.clone(),
+                            time_ms: now,
+                        },
+                    );
+                }
+                self.matching_ids(filter)?
+            }
+            t => t.ids().unwrap_or_default().to_vec(),
+        };
+        for id in ids {
+            self.apply_to_id(&id, op.seq, &op.op, now)?;
+        }
+        Ok(())
+    }
+
+    /// After an upsert at `seq`, apply the retained filter operations newer than it that
+    /// match the record (a late, older upsert still receives them).
+    fn replay_ledger(&mut self, id: &str, seq: Seq, now: u64) -> Result<()> {
+        let start = self.ledger.partition_point(|r| r.op.seq <= seq);
+        for i in start..self.ledger.len() {
+            let retained = self.ledger[i].op.clone();
+            let filter = match &retained.op {
+                Op::Patch(p) => &p.target,
+                Op::Delete(t) => t,
+                Op::Upsert(_) => continue,
+            };
+            let Target::Where(filter) = filter else {
+                continue;
+            };
+            let entry = self.entry_mut(id)?;
+            if entry.is_live() && filter.matches(&entry.row.metadata) {
+                self.apply_to_id(id, retained.seq, &retained.op, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop ledger entries older than the horizon.
+    pub fn expire_ledger(&mut self, horizon_start_ms: u64) {
+        self.ledger.retain(|r| r.time_ms >= horizon_start_ms);
+    }
+
+    /// Candidate rows of a segment for a filter: an equality index lookup when the filter
+    /// requires `key == value` on an indexable value, otherwise every row.
+    fn candidates(&self, si: usize, filter: Option<&Filter>) -> Result<Option<Vec<u32>>> {
+        let Some(filter) = filter else {
+            return Ok(None);
+        };
+        for (key, value) in filter.required_equalities() {
+            if let Some(k) = IndexKey::of_scalar(value) {
+                let ix = self.segments[si].seg.eq_index(key)?;
+                return Ok(Some(ix.get(&k).cloned().unwrap_or_default()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn segment_matches(
+        &self,
+        si: usize,
+        filter: Option<&Filter>,
+        mut f: impl FnMut(usize) -> Result<()>,
+    ) -> Result<()> {
+        let slot = &self.segments[si];
+        let view = slot.seg.view();
+        let mut visit = |row: usize| -> Result<()> {
+            if slot.dead.contains(row) {
+                return Ok(());
+            }
+            if let Some(filter) = filter {
+                let meta = view.row_meta(row).map_err(|e| slot.seg.err(e))?;
+                if !filter.matches(&meta.metadata) {
+                    return Ok(());
+                }
+            }
+            f(row)
+        };
+        match self.candidates(si, filter)? {
+            Some(rows) => rows.into_iter().try_for_each(|r| visit(r as usize)),
+            None => (0..slot.seg.rows()).try_for_each(visit),
+        }
+    }
+
+    fn for_each_live<'a>(
+        &'a self,
+        filter: Option<&Filter>,
+        mut f: impl FnMut(Loc<'a>) -> Result<()>,
+    ) -> Result<()> {
+        for si in 0..self.segments.len() {
+            self.segment_matches(si, filter, |row| f(Loc::Seg(si, row)))?;
+        }
+        for (id, e) in &self.overlay {
+            if e.is_live() && filter.is_none_or(|fl| fl.matches(&e.row.metadata)) {
+                f(Loc::Overlay(id, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&self, loc: Loc<'_>, include: Include, dist: Option<f32>) -> Result<RecordOut> {
+        match loc {
+            Loc::Overlay(id, e) => Ok(RecordOut {
+                id: id.to_string(),
+                distance: dist,
+                embedding: include
+                    .embeddings
+                    .then(|| e.row.embedding.as_deref().map(<[f32]>::to_vec))
+                    .flatten(),
+                document: include.documents.then(|| e.row.document.clone()).flatten(),
+                metadata: include.metadatas.then(|| e.row.metadata.clone()),
+            }),
+            Loc::Seg(si, row) => {
+                let seg = &self.segments[si].seg;
+                let view = seg.view();
+                let err = |e| seg.err(e);
+                Ok(RecordOut {
+                    id: view.id(row).map_err(err)?.to_string(),
+                    distance: dist,
+                    embedding: if include.embeddings && view.dims() > 0 {
+                        Some(view.vector(row).map_err(|e| seg.err(e))?.to_vec())
+                    } else {
+                        None
+                    },
+                    document: if include.documents {
+                        view.document(row).map_err(|e| seg.err(e))?
+                    } else {
+                        None
+                    },
+                    metadata: if include.metadatas {
+                        Some(view.row_meta(row).map_err(|e| seg.err(e))?.metadata)
+                    } else {
+                        None
+                    },
+                })
+            }
+        }
+    }
+
+    fn id_of<'a>(&'a self, loc: Loc<'a>) -> Result<&'a str> {
+        match loc {
+            Loc::Overlay(id, _) => Ok(id),
+            Loc::Seg(si, row) => {
+                let seg = &self.segments[si].seg;
+                seg.view().id(row).map_err(|e| seg.err(e))
+            }
+        }
+    }
+}
+
+/// A k-nearest-neighbour request.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The query vector.
+    pub vector: &'a [f32],
+    /// How many neighbours.
+    pub k: usize,
+    /// Only records matching this filter.
+    pub filter: Option<&'a Filter>,
+    /// What to return.
+    pub include: Include,
+}
+
+impl Snapshot {
+    /// The collection's settings.
+    pub fn info(&self) -> &CollectionInfo {
+        &self.0.info
+    }
+
+    /// The version shown.
+    pub fn version(&self) -> &VersionRecord {
+        &self.0.version
+    }
+
+    /// The state (for the writer and compaction).
+    pub fn state(&self) -> &SnapshotState {
+        &self.0
+    }
+
+    /// Records by id, in the order asked; ids with no visible record are skipped.
+    pub fn get(&self, ids: &[String], include: Include) -> Result<Vec<RecordOut>> {
+        let s = &self.0;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = s.overlay.get(id) {
+                if e.is_live() {
+                    out.push(s.output(Loc::Overlay(id, e), include, None)?);
+                }
+                continue;
+            }
+            if let (entry, Some((si, row))) = s.lookup(id)? {
+                if entry.is_live() {
+                    out.push(s.output(Loc::Seg(si, row), include, None)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records matching a filter (all records without one), ordered by id, paged.
+    pub fn get_where(
+        &self,
+        filter: Option<&Filter>,
+        limit: Option<usize>,
+        offset: usize,
+        include: Include,
+    ) -> Result<Vec<RecordOut>> {
+        let s = &self.0;
+        let mut locs: Vec<(&str, Loc<'_>)> = Vec::new();
+        s.for_each_live(filter, |loc| {
+            locs.push((s.id_of(loc)?, loc));
+            Ok(())
+        })?;
+        locs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        locs.into_iter()
+            .skip(offset)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(_, loc)| s.output(loc, include, None))
+            .collect()
+    }
+
+    /// Number of records matching a filter (all records without one).
+    pub fn count(&self, filter: Option<&Filter>) -> Result<usize> {
+        let mut n = 0;
+        self.0.for_each_live(filter, |_| {
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// The k nearest records to a vector (exact), ties broken by id.
+    pub fn query(&self, q: &Query<'_>) -> Result<Vec<RecordOut>> {
+        let s = &self.0;
+        let dims = s.info.dims as usize;
+        if dims == 0 {
+            return Err(Error::invalid(
+                "query",
+                format!("collection {:?} is metadata-only (dims 0)", s.info.name),
+            ));
+        }
+        if q.vector.len() != dims {
+            return Err(Error::invalid(
+                "query vector",
+                format!(
+                    "{} dimensions, collection {:?} has {dims}",
+                    q.vector.len(),
+                    s.info.name
+                ),
+            ));
+        }
+        if q.k == 0 {
+            return Ok(Vec::new());
+        }
+        let metric = s.info.metric;
+        let per_segment: Vec<Vec<Hit<'_>>> = (0..s.segments.len())
+            .into_par_iter()
+            .map(|si| -> Result<Vec<Hit<'_>>> {
+                let seg = &s.segments[si].seg;
+                let view = seg.view();
+                let vectors = view.vectors().map_err(|e| seg.err(e))?;
+                let mut heap = BinaryHeap::with_capacity(q.k + 1);
+                s.segment_matches(si, q.filter, |row| {
+                    let v = &vectors[row * dims..(row + 1) * dims];
+                    let dist = distance(metric, q.vector, v);
+                    let id = view.id(row).map_err(|e| seg.err(e))?;
+                    push_top(
+                        &mut heap,
+                        q.k,
+                        Hit {
+                            dist,
+                            id,
+                            loc: Loc::Seg(si, row),
+                        },
+                    );
+                    Ok(())
+                })?;
+                Ok(heap.into_vec())
+            })
+            .collect::<Result<_>>()?;
+        let mut heap = BinaryHeap::with_capacity(q.k + 1);
+        for hit in per_segment.into_iter().flatten() {
+            push_top(&mut heap, q.k, hit);
+        }
+        for (id, e) in &s.overlay {
+            if !e.is_live() || !q.filter.is_none_or(|f| f.matches(&e.row.metadata)) {
+                continue;
+            }
+            if let Some(v) = e.row.embedding.as_deref() {
+                let dist = distance(metric, q.vector, v);
+                push_top(
+                    &mut heap,
+                    q.k,
+                    Hit {
+                        dist,
+                        id,
+                        loc: Loc::Overlay(id, e),
+                    },
+                );
+            }
+        }
+        heap.into_sorted_vec()
+            .into_iter()
+            .map(|h| s.output(h.loc, q.include, Some(h.dist)))
+            .collect()
+    }
+
+    /// Live rows.
+    pub fn rows(&self) -> Result<usize> {
+        self.count(None)
+    }
+}
