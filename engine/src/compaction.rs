@@ -401,11 +401,19 @@ impl Store {
         shadows.sort_by(|a, b| a.id.cmp(&b.id));
         let chunks = slots.iter().zip(keep).flat_map(|(slot, rows)| {
             let seg = slot.seg.clone();
+            let n = rows.len().div_ceil(CHUNK);
             rows.chunks(CHUNK)
                 .map(|c| c.to_vec())
                 .collect::<Vec<_>>()
                 .into_iter()
-                .map(move |chunk| read_rows(&seg, &chunk))
+                .enumerate()
+                .map(move |(i, chunk)| {
+                    let out = read_rows(&seg, &chunk);
+                    if i + 1 == n {
+                        seg.release_pages();
+                    }
+                    out
+                })
         });
         self.write_segment(state, chunks, shadows)
     }

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use memmap2::Mmap;
-use strata_formats::{MetaValue, Scalar, SegmentLayout, SegmentView, ShadowEntry};
+use memmap2::{Mmap, UncheckedAdvice};
+use strata_formats::{MetaValue, Quantization, Scalar, SegmentLayout, SegmentView, ShadowEntry};
 
 use crate::error::{Error, Result};
 
@@ -49,6 +49,7 @@ pub struct MappedSegment {
     layout: SegmentLayout,
     shadow: HashMap<String, ShadowEntry>,
     eq_index: Mutex<HashMap<String, Arc<EqIndex>>>,
+    norms: OnceLock<Vec<f32>>,
 }
 
 impl std::fmt::Debug for MappedSegment {
@@ -78,6 +79,7 @@ impl MappedSegment {
         if verify {
             view.verify().map_err(Error::format(path))?;
         }
+        release(&mmap);
         let shadow = view
             .shadow()
             .map_err(Error::format(path))?
@@ -94,7 +96,15 @@ impl MappedSegment {
             layout,
             shadow,
             eq_index: Mutex::new(HashMap::new()),
+            norms: OnceLock::new(),
         })
+    }
+
+    /// Drop this process's resident pages of the map (they stay in the page cache and fault
+    /// back in on the next read). Compaction calls it after streaming a segment once, so a
+    /// merge does not hold every input and output page at the same time.
+    pub fn release_pages(&self) {
+        release(&self.mmap);
     }
 
     /// The file's path.
@@ -120,6 +130,27 @@ impl MappedSegment {
     /// Size of the file in bytes.
     pub fn bytes(&self) -> u64 {
         self.layout.file_len
+    }
+
+    /// Which quantized codes the segment holds.
+    pub fn layout_quantization(&self) -> Quantization {
+        self.layout.header.quantization
+    }
+
+    /// Euclidean norms of every row's vector, computed on first use (quantized search
+    /// needs them to turn an i8 dot product into an l2 or cosine estimate).
+    pub fn norms(&self) -> Result<&[f32]> {
+        if let Some(n) = self.norms.get() {
+            return Ok(n);
+        }
+        let view = self.view();
+        let dims = view.dims();
+        let vectors = view.vectors().map_err(|e| self.err(e))?;
+        let norms = vectors
+            .chunks(dims.max(1))
+            .map(|v| v.iter().map(|x| x * x).sum::<f32>().sqrt())
+            .collect();
+        Ok(self.norms.get_or_init(|| norms))
     }
 
     /// The shadow entry of an id, if the segment has one.
@@ -160,6 +191,15 @@ impl MappedSegment {
             .insert(key.to_string(), ix.clone());
         Ok(ix)
     }
+}
+
+fn release(mmap: &Mmap) {
+    // SAFETY: MADV_DONTNEED on a read-only, shared file mapping only discards this
+    // process's page-table entries: the next access faults the same bytes back in from the
+    // file (which is immutable, see `open`), so no borrowed slice ever observes different
+    // data. The range is the whole map, which `mmap` owns and keeps alive for this call.
+    // Failure is harmless (the pages just stay resident), so the result is ignored.
+    let _ = unsafe { mmap.unchecked_advise(UncheckedAdvice::DontNeed) };
 }
 
 /// A fixed-size set of row numbers.

@@ -3,16 +3,13 @@
 //! registered deltas (merge-on-read). Every read runs on a snapshot; the writer swaps in a
 //! new one after each commit and never changes one a reader holds.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use strata_formats::{
     Filter, Metadata, Metric, Op, Operation, Quantization, RetainedOp, Seq, Target, VersionRecord,
 };
 
-use crate::distance::distance;
 use crate::error::{Error, Result};
 use crate::resolve::{Entry, Row};
 use crate::segment::{IndexKey, MappedSegment, RowSet};
@@ -101,7 +98,7 @@ pub struct RecordOut {
 
 /// Where a visible record lives.
 #[derive(Debug, Clone, Copy)]
-enum Loc<'a> {
+pub(crate) enum Loc<'a> {
     Seg(usize, usize),
     Overlay(&'a str, &'a Entry),
 }
@@ -124,42 +121,6 @@ pub struct SnapshotState {
 /// An immutable view of a collection at one version. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Snapshot(pub(crate) Arc<SnapshotState>);
-
-fn ord(a: f32, b: f32) -> Ordering {
-    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
-}
-
-struct Hit<'a> {
-    dist: f32,
-    id: &'a str,
-    loc: Loc<'a>,
-}
-
-impl PartialEq for Hit<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.cmp(o) == Ordering::Equal
-    }
-}
-impl Eq for Hit<'_> {}
-impl PartialOrd for Hit<'_> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Hit<'_> {
-    fn cmp(&self, o: &Self) -> Ordering {
-        ord(self.dist, o.dist).then_with(|| self.id.cmp(o.id))
-    }
-}
-
-fn push_top<'a>(heap: &mut BinaryHeap<Hit<'a>>, k: usize, hit: Hit<'a>) {
-    if heap.len() < k {
-        heap.push(hit);
-    } else if heap.peek().is_some_and(|worst| hit < *worst) {
-        heap.pop();
-        heap.push(hit);
-    }
-}
 
 impl SnapshotState {
     /// A state with the version's segments and no overlay yet.
@@ -339,7 +300,11 @@ impl SnapshotState {
 
     /// Candidate rows of a segment for a filter: an equality index lookup when the filter
     /// requires `key == value` on an indexable value, otherwise every row.
-    fn candidates(&self, si: usize, filter: Option<&Filter>) -> Result<Option<Vec<u32>>> {
+    pub(crate) fn candidates(
+        &self,
+        si: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Option<Vec<u32>>> {
         let Some(filter) = filter else {
             return Ok(None);
         };
@@ -352,7 +317,7 @@ impl SnapshotState {
         Ok(None)
     }
 
-    fn segment_matches(
+    pub(crate) fn segment_matches(
         &self,
         si: usize,
         filter: Option<&Filter>,
@@ -394,7 +359,12 @@ impl SnapshotState {
         Ok(())
     }
 
-    fn output(&self, loc: Loc<'_>, include: Include, dist: Option<f32>) -> Result<RecordOut> {
+    pub(crate) fn output(
+        &self,
+        loc: Loc<'_>,
+        include: Include,
+        dist: Option<f32>,
+    ) -> Result<RecordOut> {
         match loc {
             Loc::Overlay(id, e) => Ok(RecordOut {
                 id: id.to_string(),
@@ -433,7 +403,7 @@ impl SnapshotState {
         }
     }
 
-    fn id_of<'a>(&'a self, loc: Loc<'a>) -> Result<&'a str> {
+    pub(crate) fn id_of<'a>(&'a self, loc: Loc<'a>) -> Result<&'a str> {
         match loc {
             Loc::Overlay(id, _) => Ok(id),
             Loc::Seg(si, row) => {
@@ -523,82 +493,6 @@ impl Snapshot {
             Ok(())
         })?;
         Ok(n)
-    }
-
-    /// The k nearest records to a vector (exact), ties broken by id.
-    pub fn query(&self, q: &Query<'_>) -> Result<Vec<RecordOut>> {
-        let s = &self.0;
-        let dims = s.info.dims as usize;
-        if dims == 0 {
-            return Err(Error::invalid(
-                "query",
-                format!("collection {:?} is metadata-only (dims 0)", s.info.name),
-            ));
-        }
-        if q.vector.len() != dims {
-            return Err(Error::invalid(
-                "query vector",
-                format!(
-                    "{} dimensions, collection {:?} has {dims}",
-                    q.vector.len(),
-                    s.info.name
-                ),
-            ));
-        }
-        if q.k == 0 {
-            return Ok(Vec::new());
-        }
-        let metric = s.info.metric;
-        let per_segment: Vec<Vec<Hit<'_>>> = (0..s.segments.len())
-            .into_par_iter()
-            .map(|si| -> Result<Vec<Hit<'_>>> {
-                let seg = &s.segments[si].seg;
-                let view = seg.view();
-                let vectors = view.vectors().map_err(|e| seg.err(e))?;
-                let mut heap = BinaryHeap::with_capacity(q.k + 1);
-                s.segment_matches(si, q.filter, |row| {
-                    let v = &vectors[row * dims..(row + 1) * dims];
-                    let dist = distance(metric, q.vector, v);
-                    let id = view.id(row).map_err(|e| seg.err(e))?;
-                    push_top(
-                        &mut heap,
-                        q.k,
-                        Hit {
-                            dist,
-                            id,
-                            loc: Loc::Seg(si, row),
-                        },
-                    );
-                    Ok(())
-                })?;
-                Ok(heap.into_vec())
-            })
-            .collect::<Result<_>>()?;
-        let mut heap = BinaryHeap::with_capacity(q.k + 1);
-        for hit in per_segment.into_iter().flatten() {
-            push_top(&mut heap, q.k, hit);
-        }
-        for (id, e) in &s.overlay {
-            if !e.is_live() || !q.filter.is_none_or(|f| f.matches(&e.row.metadata)) {
-                continue;
-            }
-            if let Some(v) = e.row.embedding.as_deref() {
-                let dist = distance(metric, q.vector, v);
-                push_top(
-                    &mut heap,
-                    q.k,
-                    Hit {
-                        dist,
-                        id,
-                        loc: Loc::Overlay(id, e),
-                    },
-                );
-            }
-        }
-        heap.into_sorted_vec()
-            .into_iter()
-            .map(|h| s.output(h.loc, q.include, Some(h.dist)))
-            .collect()
     }
 
     /// Live rows.

@@ -1,0 +1,143 @@
+//! Engine benchmarks (criterion): delta append with fsync, compaction throughput, and
+//! open-to-first-read latency. `cargo bench --bench engine`; figures in README.md.
+//!
+//! Sizes: `STRATA_BENCH_ROWS` (comma-separated, default "10000,100000") rows × 1536 dims.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use strata::formats::samples;
+use strata::{Include, MetaValue, Metric, Op, Quantization, Record, Store, StoreOptions};
+
+const DIMS: usize = 1536;
+
+fn rows() -> Vec<usize> {
+    std::env::var("STRATA_BENCH_ROWS")
+        .unwrap_or_else(|_| "10000,100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect()
+}
+
+fn record(i: usize) -> Op {
+    Op::Upsert(Record {
+        id: format!("IMAGE#{:08}#RECEIPT#{:05}#LINE#{i:06}", i / 100, i % 7),
+        embedding: Some(samples::vector(i as u64, DIMS)),
+        document: Some(format!("LINE {i} TOTAL 12.99")),
+        metadata: [
+            (
+                "image_id".to_string(),
+                MetaValue::Str(format!("{:08}", i / 100)),
+            ),
+            ("receipt_id".to_string(), MetaValue::Int((i % 7) as i64)),
+            ("line_id".to_string(), MetaValue::Int(i as i64)),
+        ]
+        .into_iter()
+        .collect(),
+    })
+}
+
+fn options() -> StoreOptions {
+    let mut o = StoreOptions::default();
+    o.policy.max_deltas = usize::MAX;
+    o
+}
+
+/// A store holding `n` rows in deltas of 1000 rows each.
+fn filled(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)
+        .unwrap();
+    for start in (0..n).step_by(1000) {
+        store
+            .write("c", (start..(start + 1000).min(n)).map(record).collect())
+            .unwrap();
+    }
+    (dir, store)
+}
+
+fn delta_append(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    store
+        .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)
+        .unwrap();
+    let mut g = c.benchmark_group("delta append (fsync)");
+    g.sample_size(10);
+    let mut next = 0usize;
+    for batch in [1usize, 100, 1000] {
+        let bytes = batch as u64 * (DIMS as u64 * 4 + 120);
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_with_input(BenchmarkId::new("ops", batch), &batch, |b, batch| {
+            b.iter(|| {
+                let ops = (next..next + batch).map(record).collect();
+                next += batch;
+                store.write("c", ops).unwrap()
+            })
+        });
+        g.throughput(Throughput::Bytes(bytes));
+        g.bench_with_input(BenchmarkId::new("bytes", batch), &batch, |b, batch| {
+            b.iter(|| {
+                let ops = (next..next + batch).map(record).collect();
+                next += batch;
+                store.write("c", ops).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn compaction(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compaction");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(1));
+    g.warm_up_time(Duration::from_millis(1));
+    for n in rows() {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(
+            BenchmarkId::new("deltas to segment, rows", n),
+            &n,
+            |b, n| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (_dir, store) = filled(*n);
+                        let t = Instant::now();
+                        store.compact("c").unwrap();
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn open_to_first_read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("open to first read");
+    g.sample_size(10);
+    for n in rows() {
+        let (dir, store) = filled(n);
+        store.compact("c").unwrap();
+        store.close().unwrap();
+        let probe = vec![format!("IMAGE#{:08}#RECEIPT#{:05}#LINE#{:06}", 0, 5, 5)];
+        g.bench_with_input(BenchmarkId::new("reader, rows", n), &n, |b, _| {
+            b.iter(|| {
+                let reader = Store::open_reader(dir.path()).unwrap();
+                let got = reader
+                    .snapshot("c")
+                    .unwrap()
+                    .get(&probe, Include::default())
+                    .unwrap();
+                assert_eq!(got.len(), 1);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, delta_append, compaction, open_to_first_read);
+criterion_main!(benches);
