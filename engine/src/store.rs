@@ -716,6 +716,17 @@ impl Store {
         Ok(snap)
     }
 
+    /// The state behind a head snapshot, to derive the next version from: taken without a
+    /// copy when no reader holds the snapshot, cloned otherwise. The head leaves the cache;
+    /// if the commit then fails, the next `snapshot` call reloads it from the manifest.
+    pub(crate) fn take_state(&self, snap: Snapshot) -> SnapshotState {
+        self.heads
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&snap.info().name);
+        Arc::try_unwrap(snap.0).unwrap_or_else(|shared| (*shared).clone())
+    }
+
     // ---- writes ----
 
     /// Apply a batch of operations without source seqs: the writer stamps them so that they
@@ -788,7 +799,7 @@ impl Store {
         now: u64,
         extra: impl FnOnce(&mut crate::manifest::CommitBuilder<'_>),
     ) -> Result<WriteReceipt> {
-        let mut state = (*snap.0).clone();
+        let mut state = self.take_state(snap);
         for op in ops {
             state.fold(op, now)?;
         }
