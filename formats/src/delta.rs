@@ -245,12 +245,16 @@ fn read_seal(bytes: &[u8], body_start: usize) -> Result<Option<(DeltaSeal, usize
 /// Decode a delta file from untrusted bytes.
 ///
 /// A sealed file must verify completely (header crc, every record crc, body crc, footer
-/// crc, record count and seq range) or the call fails. A file without a seal yields the
-/// complete records before the first incomplete or damaged one, with [`DeltaStatus::Torn`];
-/// a seal marker found inside the records of such a file is corruption, not a tear.
+/// crc, record count and seq range) or the call fails. A file without a valid seal yields
+/// its complete records with [`DeltaStatus::Torn`] when what follows them is an incomplete
+/// record or zero bytes (what a crash leaves); a complete record that fails its crc or
+/// decoding, or a seal marker among the records, is corruption and an error.
 pub fn decode_delta(bytes: &[u8]) -> Result<Delta> {
     let (version, header, body_start) = read_delta_header(bytes)?;
-    let seal = read_seal(bytes, body_start)?;
+    // Only a footer whose crc verifies seals the file. A tail that merely looks like one
+    // (a torn file whose last record happens to end in the end magic, or a damaged footer)
+    // is read as unsealed, where a seal marker among the records is reported as damage.
+    let seal = read_seal(bytes, body_start).ok().flatten();
     let records_end = seal.map_or(bytes.len(), |(_, at, _)| at);
     if let Some((_, at, body_crc)) = seal {
         check_crc(bytes, 0..at, body_crc, KIND, "records (body crc)")?;
@@ -265,8 +269,9 @@ pub fn decode_delta(bytes: &[u8]) -> Result<Delta> {
                 pos = next;
             }
             Err(e) if seal.is_some() => return Err(e),
-            Err(_) => {
-                if bytes.len() >= pos + 4 && bytes[pos..pos + 4] == SEAL_MARKER.to_le_bytes() {
+            Err(e) => {
+                let rest = &bytes[pos..];
+                if rest.len() >= 4 && rest[..4] == SEAL_MARKER.to_le_bytes() {
                     return Err(FormatError::malformed(
                         KIND,
                         "seal footer",
@@ -274,8 +279,14 @@ pub fn decode_delta(bytes: &[u8]) -> Result<Delta> {
                         "a seal marker is present but the footer is damaged",
                     ));
                 }
-                torn = true;
-                break;
+                // A crash leaves a prefix of what the writer wrote (or, on some
+                // filesystems, a zero-filled tail): only an incomplete record is a tear.
+                // A complete record that fails its checks is corruption.
+                if matches!(e, FormatError::Truncated { .. }) || rest.iter().all(|b| *b == 0) {
+                    torn = true;
+                    break;
+                }
+                return Err(e);
             }
         }
     }

@@ -298,7 +298,28 @@ impl Predicate {
 impl Filter {
     /// Parse Chroma's JSON filter syntax.
     pub fn from_json(v: &Json) -> Result<Filter, FilterError> {
-        parse_at(v, "$", 0)
+        let filter = parse_at(v, "$", 0)?;
+        // An object with several keys becomes an `$and`: count it as a level, so that the
+        // canonical form (`to_json`) of every accepted filter parses again.
+        if filter.depth() > MAX_FILTER_DEPTH {
+            return Err(err(
+                "$",
+                format!(
+                    "filter nests deeper than {MAX_FILTER_DEPTH} levels (an object with several keys counts as an $and)"
+                ),
+            ));
+        }
+        Ok(filter)
+    }
+
+    /// Nesting depth of `$and` / `$or` (0 for a single predicate).
+    pub fn depth(&self) -> usize {
+        match self {
+            Filter::And(subs) | Filter::Or(subs) => {
+                1 + subs.iter().map(Filter::depth).max().unwrap_or(0)
+            }
+            Filter::Field { .. } => 0,
+        }
     }
 
     /// Parse a filter from JSON text.
@@ -474,6 +495,23 @@ mod tests {
         }
         let e = Filter::from_json(&v).unwrap_err();
         assert!(e.message.contains("deeper"), "{e}");
+    }
+
+    #[test]
+    fn multi_key_object_at_the_depth_limit_round_trips_or_is_refused() {
+        // Fuzzing found: a multi-key object at level 32 parsed, but its canonical form
+        // (one more `$and`) did not, so files holding it were written and then refused.
+        let mut v = json!({"a": 1, "b": 2});
+        for _ in 0..MAX_FILTER_DEPTH {
+            v = json!({ "$and": [v] });
+        }
+        assert!(Filter::from_json(&v).is_err());
+        let mut v = json!({"a": 1, "b": 2});
+        for _ in 0..MAX_FILTER_DEPTH - 1 {
+            v = json!({ "$and": [v] });
+        }
+        let f = Filter::from_json(&v).unwrap();
+        assert_eq!(Filter::from_json(&f.to_json()).unwrap(), f);
     }
 
     #[test]

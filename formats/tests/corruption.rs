@@ -104,3 +104,61 @@ fn version_every_bit_flip_and_truncation_fails() {
         );
     }
 }
+
+#[test]
+fn torn_prefix_ending_in_the_end_magic_reads_as_torn() {
+    // Fuzzing found: a torn file whose last complete record ends with the bytes of the end
+    // magic was taken for a sealed file and refused with a footer checksum error.
+    use strata_formats::{DeltaHeader, DeltaWriter, Operation, Record, Seq};
+    let mut w = DeltaWriter::new(&DeltaHeader {
+        collection: "c".into(),
+        dims: 0,
+        producer: "p".into(),
+        first_seq: Seq::from(1),
+        created_ms: 0,
+    })
+    .unwrap();
+    let op = Operation::upsert(
+        1,
+        Record {
+            id: "x".into(),
+            embedding: None,
+            document: None,
+            metadata: [(
+                "z".to_string(),
+                strata_formats::MetaValue::Str(format!("{}DLSEALED", "x".repeat(80))),
+            )]
+            .into_iter()
+            .collect(),
+        },
+    );
+    w.push(&op).unwrap();
+    let prefix = w.unsealed_bytes().to_vec();
+    assert!(prefix.ends_with(b"DLSEALED"));
+    let d = decode_delta(&prefix).unwrap();
+    assert!(!d.is_sealed());
+    assert_eq!(d.ops, vec![op]);
+    let fixture = include_bytes!("../../fuzz/regressions/delta/torn-prefix-ends-in-dlsealed.delta");
+    let d = decode_delta(fixture).unwrap();
+    assert!(!d.is_sealed());
+    let last = fixture.len() - 1;
+    assert!(!decode_delta(&fixture[..last]).unwrap().is_sealed());
+}
+
+#[test]
+fn zero_filled_tail_is_torn_but_a_damaged_complete_record_is_an_error() {
+    let good = samples::delta();
+    let unsealed = &good[..good.len() - strata_formats::delta::FOOTER_LEN];
+    let mut zero_tail = unsealed.to_vec();
+    zero_tail.extend_from_slice(&[0u8; 100]);
+    let d = decode_delta(&zero_tail).unwrap();
+    assert_eq!(d.ops.len(), 3);
+    assert!(!d.is_sealed());
+    let mut bad = unsealed.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(
+        decode_delta(&bad).is_err(),
+        "a complete record with a bad crc is corruption"
+    );
+}
