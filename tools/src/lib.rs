@@ -7,6 +7,8 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub mod demo;
+
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use strata_engine::{inspect_file, verify_store, FileSummary};
@@ -34,6 +36,17 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the main job on a generated receipt workload: inbox deltas, ingestion,
+    /// compaction, place/label/section edits, deletes, filtered queries, versions and a
+    /// rollback, GC and verify; prints a report with timings and sizes.
+    Demo {
+        /// Number of receipts to generate.
+        #[arg(long, default_value_t = 300)]
+        receipts: usize,
+        /// Seed of the deterministic generator.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
     },
     /// Check every file of a store; exit status 1 on any corruption (file and block named).
     Verify {
@@ -91,6 +104,10 @@ fn execute(cli: Cli) -> Result<i32, String> {
                 }
             }
             Ok(if s.checksums.is_ok() { 0 } else { 1 })
+        }
+        Command::Demo { receipts, seed } => {
+            demo::run(&cli.store, receipts, seed)?;
+            Ok(0)
         }
         Command::Verify { dir, json } => {
             let dir = dir.unwrap_or(cli.store);
