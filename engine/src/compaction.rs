@@ -127,8 +127,11 @@ const CHUNK: usize = 2048;
 
 impl Store {
     fn check_space(&self, input_bytes: u64) -> Result<()> {
-        let available = fs4::available_space(&self.layout.root)
-            .map_err(Error::io("free space of", &self.layout.root))?;
+        let available = match self.options.free_space_override {
+            Some(bytes) => bytes,
+            None => fs4::available_space(&self.layout.root)
+                .map_err(Error::io("free space of", &self.layout.root))?,
+        };
         let needed = input_bytes.saturating_mul(2);
         if available < needed {
             return Err(Error::NoSpace {

@@ -43,6 +43,9 @@ pub struct StoreOptions {
     pub policy: CompactionPolicy,
     /// Check every block crc of a segment when it is first mapped (default true).
     pub verify_on_open: bool,
+    /// Pretend the disk has this many bytes free (tests of the free-space check).
+    #[doc(hidden)]
+    pub free_space_override: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -58,6 +61,7 @@ impl Default for StoreOptions {
             horizon: Duration::from_secs(48 * 3600),
             policy: CompactionPolicy::default(),
             verify_on_open: true,
+            free_space_override: None,
         }
     }
 }
