@@ -184,7 +184,50 @@ impl SnapshotState {
         Ok(keep_best(rescored, k))
     }
 
-    fn knn(&self, q: &Query<'_>, opts: &SearchOptions) -> Result<Vec<RecordOut>> {
+    /// Exact scan of one segment for many queries at once: each row is read from memory
+    /// once and compared with every query while it is in cache.
+    fn scan_segment_batch(
+        &self,
+        si: usize,
+        queries: &[Vec<f32>],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Vec<(f32, u32)>>> {
+        let seg = &self.segments[si].seg;
+        let view = seg.view();
+        let dims = view.dims();
+        let vectors = view.vectors().map_err(|e| seg.err(e))?;
+        let metric = self.info.metric;
+        let rows = self.live_rows(si, filter)?;
+        let n = rows.as_ref().map_or(seg.rows(), Vec::len);
+        let row_at = |i: usize| rows.as_ref().map_or(i as u32, |r| r[i]);
+        let per_chunk: Vec<Vec<Vec<(f32, u32)>>> = (0..n.div_ceil(CHUNK_ROWS))
+            .into_par_iter()
+            .map(|c| {
+                let range = c * CHUNK_ROWS..((c + 1) * CHUNK_ROWS).min(n);
+                let mut best: Vec<Vec<(f32, u32)>> =
+                    vec![Vec::with_capacity(range.len()); queries.len()];
+                for i in range {
+                    let row = row_at(i);
+                    let r = row as usize;
+                    let v = &vectors[r * dims..(r + 1) * dims];
+                    for (q, out) in queries.iter().zip(best.iter_mut()) {
+                        out.push((distance(metric, q, v), row));
+                    }
+                }
+                best.into_iter().map(|b| keep_best(b, k)).collect()
+            })
+            .collect();
+        let mut merged: Vec<Vec<(f32, u32)>> = vec![Vec::new(); queries.len()];
+        for chunk in per_chunk {
+            for (m, c) in merged.iter_mut().zip(chunk) {
+                m.extend(c);
+            }
+        }
+        Ok(merged.into_iter().map(|m| keep_best(m, k)).collect())
+    }
+
+    fn check_query(&self, vector: &[f32]) -> Result<()> {
         let dims = self.info.dims as usize;
         if dims == 0 {
             return Err(Error::invalid(
@@ -192,22 +235,95 @@ impl SnapshotState {
                 format!("collection {:?} is metadata-only (dims 0)", self.info.name),
             ));
         }
-        if q.vector.len() != dims {
+        if vector.len() != dims {
             return Err(Error::invalid(
                 "query vector",
                 format!(
                     "{} dimensions, collection {:?} has {dims}",
-                    q.vector.len(),
+                    vector.len(),
                     self.info.name
                 ),
             ));
         }
-        if let Some(i) = q.vector.iter().position(|x| !x.is_finite()) {
+        if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
             return Err(Error::invalid(
                 "query vector",
                 format!("element {i} is not finite"),
             ));
         }
+        Ok(())
+    }
+
+    /// Resolve ids, add the overlay's live entries, order by (distance, id), keep k.
+    fn finish<'a>(
+        &'a self,
+        mut all: Vec<(f32, Loc<'a>)>,
+        vector: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+        include: Include,
+    ) -> Result<Vec<RecordOut>> {
+        for (id, e) in &self.overlay {
+            if !e.is_live() || !filter.is_none_or(|f| f.matches(&e.row.metadata)) {
+                continue;
+            }
+            if let Some(v) = e.row.embedding.as_deref() {
+                all.push((distance(self.info.metric, vector, v), Loc::Overlay(id, e)));
+            }
+        }
+        let mut with_ids = all
+            .into_iter()
+            .map(|(d, loc)| Ok((d, self.id_of(loc)?, loc)))
+            .collect::<Result<Vec<_>>>()?;
+        with_ids.sort_by(|a, b| {
+            a.0.partial_cmp(&b.0)
+                .unwrap_or(Ordering::Equal)
+                .then_with(|| a.1.cmp(b.1))
+        });
+        with_ids.truncate(k);
+        with_ids
+            .into_iter()
+            .map(|(d, _, loc)| self.output(loc, include, Some(d)))
+            .collect()
+    }
+
+    fn knn_batch_exact(
+        &self,
+        queries: &[Vec<f32>],
+        k: usize,
+        filter: Option<&Filter>,
+        include: Include,
+    ) -> Result<Vec<Vec<RecordOut>>> {
+        for q in queries {
+            self.check_query(q)?;
+        }
+        if k == 0 {
+            return Ok(vec![Vec::new(); queries.len()]);
+        }
+        let per_segment: Vec<Vec<Vec<(f32, u32)>>> = (0..self.segments.len())
+            .into_par_iter()
+            .map(|si| self.scan_segment_batch(si, queries, k, filter))
+            .collect::<Result<_>>()?;
+        queries
+            .par_iter()
+            .enumerate()
+            .map(|(qi, q)| {
+                let all = per_segment
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(si, per_query)| {
+                        per_query[qi]
+                            .iter()
+                            .map(move |(d, row)| (*d, Loc::Seg(si, *row as usize)))
+                    })
+                    .collect();
+                self.finish(all, q, k, filter, include)
+            })
+            .collect()
+    }
+
+    fn knn(&self, q: &Query<'_>, opts: &SearchOptions) -> Result<Vec<RecordOut>> {
+        self.check_query(q.vector)?;
         if opts.oversample == Some(0) {
             return Err(Error::invalid("oversample", "must be at least 1"));
         }
@@ -231,29 +347,8 @@ impl SnapshotState {
                     .collect())
             })
             .collect::<Result<_>>()?;
-        let mut all: Vec<(f32, Loc<'_>)> = per_segment.into_iter().flatten().collect();
-        for (id, e) in &self.overlay {
-            if !e.is_live() || !q.filter.is_none_or(|f| f.matches(&e.row.metadata)) {
-                continue;
-            }
-            if let Some(v) = e.row.embedding.as_deref() {
-                all.push((distance(self.info.metric, q.vector, v), Loc::Overlay(id, e)));
-            }
-        }
-        let mut with_ids = all
-            .into_iter()
-            .map(|(d, loc)| Ok((d, self.id_of(loc)?, loc)))
-            .collect::<Result<Vec<_>>>()?;
-        with_ids.sort_by(|a, b| {
-            a.0.partial_cmp(&b.0)
-                .unwrap_or(Ordering::Equal)
-                .then_with(|| a.1.cmp(b.1))
-        });
-        with_ids.truncate(q.k);
-        with_ids
-            .into_iter()
-            .map(|(d, _, loc)| self.output(loc, q.include, Some(d)))
-            .collect()
+        let all = per_segment.into_iter().flatten().collect();
+        self.finish(all, q.vector, q.k, q.filter, q.include)
     }
 }
 
@@ -270,7 +365,8 @@ impl Snapshot {
         self.0.knn(q, opts)
     }
 
-    /// Many queries at once, in parallel (one result list per query, in order).
+    /// Many queries at once (one result list per query, in order). The exact path reads
+    /// each row once for the whole batch; the quantized path runs the queries in parallel.
     pub fn query_batch(
         &self,
         vectors: &[Vec<f32>],
@@ -279,6 +375,14 @@ impl Snapshot {
         include: Include,
         opts: &SearchOptions,
     ) -> Result<Vec<Vec<RecordOut>>> {
+        let quantized = self
+            .0
+            .segments
+            .iter()
+            .any(|s| s.seg.layout_quantization() != Quantization::None);
+        if opts.exact || !quantized {
+            return self.0.knn_batch_exact(vectors, k, filter, include);
+        }
         vectors
             .par_iter()
             .map(|v| {

@@ -383,8 +383,12 @@ fn compaction_refuses_to_start_without_twice_the_inputs_free() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(dir.path(), opts()).unwrap();
-        store.create_collection("c", 2, Metric::L2, Quantization::None).unwrap();
-        store.write("c", vec![rec("a", [0.0, 0.0], 1), rec("b", [1.0, 0.0], 2)]).unwrap();
+        store
+            .create_collection("c", 2, Metric::L2, Quantization::None)
+            .unwrap();
+        store
+            .write("c", vec![rec("a", [0.0, 0.0], 1), rec("b", [1.0, 0.0], 2)])
+            .unwrap();
         store.close().unwrap();
     }
     let store = Store::open(
@@ -400,5 +404,10 @@ fn compaction_refuses_to_start_without_twice_the_inputs_free() {
     assert!(matches!(err, Error::NoSpace { available: 10, .. }), "{err}");
     assert!(err.to_string().contains("nothing was changed"));
     assert_eq!(store.snapshot("c").unwrap().version(), &before);
-    assert_eq!(std::fs::read_dir(dir.path().join("segments")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -189,20 +189,45 @@ fn batch_queries_equal_single_queries() {
     store.compact("c").unwrap();
     let snap = store.snapshot("c").unwrap();
     let qs = clustered(8, dims, 5, 99);
-    let opts = strata_engine::SearchOptions::default();
-    let batch = snap
-        .query_batch(&qs, 5, None, Include::ids(), &opts)
+    // Quantized (per-query) and exact (one pass over the rows for the whole batch), with
+    // and without a filter, with rows both in the segment and in a pending delta.
+    store
+        .write(
+            "c",
+            vec![Op::Upsert(Record {
+                id: "late".into(),
+                embedding: Some(qs[0].clone()),
+                document: None,
+                metadata: Default::default(),
+            })],
+        )
         .unwrap();
-    for (q, got) in qs.iter().zip(&batch) {
-        let one = snap
-            .query(&Query {
-                vector: q,
-                k: 5,
-                filter: None,
-                include: Include::ids(),
-            })
-            .unwrap();
-        assert_eq!(&one, got);
+    let snap = store.snapshot("c").unwrap();
+    let filter = Filter::parse(r#"{"$or": [{"x": 1}, {"x": {"$ne": 1}}]}"#).unwrap();
+    for exact in [false, true] {
+        let opts = strata_engine::SearchOptions {
+            exact,
+            oversample: None,
+        };
+        for f in [None, Some(&filter)] {
+            let batch = snap.query_batch(&qs, 5, f, Include::all(), &opts).unwrap();
+            assert_eq!(batch.len(), qs.len());
+            for (q, got) in qs.iter().zip(&batch) {
+                let one = snap
+                    .query_with(
+                        &Query {
+                            vector: q,
+                            k: 5,
+                            filter: f,
+                            include: Include::all(),
+                        },
+                        &opts,
+                    )
+                    .unwrap();
+                assert_eq!(&one, got);
+            }
+            assert_eq!(batch[0][0].id, "late");
+        }
     }
     let err = snap
         .query(&Query {
