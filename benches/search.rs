@@ -26,8 +26,8 @@ fn list(var: &str, default: &str) -> Vec<usize> {
 
 /// Clustered unit-norm vectors, like text embeddings.
 fn embedding(i: usize, dims: usize) -> Vec<f32> {
-    let center = samples::vector((i % 64) as u64 * 7919, dims);
-    let noise = samples::vector(i as u64 + 1_000_003, dims);
+    let center = samples::noise((i % 64) as u64 * 7919, dims);
+    let noise = samples::noise(i as u64 + 1_000_003, dims);
     let mut v: Vec<f32> = center
         .iter()
         .zip(&noise)

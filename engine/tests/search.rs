@@ -9,7 +9,7 @@ use strata_engine::{Include, Query, Store, StoreOptions};
 use strata_formats::{Filter, MetaValue, Metric, Op, Quantization, Record, Target};
 
 fn vector(seed: u64, dims: usize) -> Vec<f32> {
-    strata_formats::samples::vector(seed, dims)
+    strata_formats::samples::noise(seed, dims)
 }
 
 proptest! {

@@ -19,9 +19,11 @@ macro_rules! decode_with_limit {
     };
 }
 
-/// Decode a value that must fill `bytes` exactly, allocating at most 64 bytes of memory per
-/// input byte (rounded up to a power of sixteen, at least 4 KiB): bincode's limit bounds every
-/// length prefix before it allocates.
+/// Decode a value that must fill `bytes` exactly, with bincode's limit set to 64 bytes per
+/// input byte rounded up to the next power of sixteen (at least 4 KiB, at most 4 GiB): every
+/// length prefix is checked against the limit before anything is allocated, so a decode
+/// allocates at most 1024 bytes per input byte (FORMAT.md §2.5). Valid files charge at most
+/// 24 bytes per byte.
 pub(crate) fn decode_exact<T: bincode::Decode<()>>(
     bytes: &[u8],
     kind: FileKind,

@@ -20,6 +20,10 @@ fn meta(pairs: &[(&str, MetaValue)]) -> Metadata {
 }
 
 /// A deterministic pseudo-random vector (splitmix64 to floats in [-1, 1)).
+///
+/// Consecutive seeds give shifted windows of one sequence (`vector(s, d)` equals
+/// `vector(0, d + s)[s..]`); the golden files were written with it, so it stays as it is.
+/// Use [`noise`] for independent vectors.
 pub fn vector(seed: u64, dims: usize) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
     (0..dims)
@@ -32,6 +36,15 @@ pub fn vector(seed: u64, dims: usize) -> Vec<f32> {
             ((z >> 40) as f32 / (1u64 << 23) as f32) - 1.0
         })
         .collect()
+}
+
+/// A deterministic pseudo-random vector in [-1, 1) whose seeds are independent (the seed
+/// is hashed before it starts the sequence).
+pub fn noise(seed: u64, dims: usize) -> Vec<f32> {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    vector(z ^ (z >> 31), dims)
 }
 
 /// The operations of the sample delta: an upsert, a patch by id, a delete by filter.
@@ -92,6 +105,17 @@ pub type SampleRow = (String, Seq, Vec<f32>, Option<String>, RowMeta);
 
 /// Rows of the sample segment.
 pub fn segment_rows(dims: usize, n: usize) -> Vec<SampleRow> {
+    // Ids are a permutation of 0..n: the stride must be coprime with n.
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let stride = [7, 11, 13, 17, 1]
+        .into_iter()
+        .find(|m| gcd(*m, n.max(1)) == 1)
+        .unwrap_or(1);
     (0..n)
         .map(|i| {
             let key_seqs = if i % 2 == 0 {
@@ -100,7 +124,7 @@ pub fn segment_rows(dims: usize, n: usize) -> Vec<SampleRow> {
                 vec![]
             };
             (
-                format!("id-{:03}", (i * 7) % n.max(1)),
+                format!("id-{:03}", (i * stride) % n.max(1)),
                 Seq::from(10 + i as u64),
                 vector(i as u64, dims),
                 (i % 3 != 0).then(|| format!("document {i}")),

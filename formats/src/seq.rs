@@ -81,8 +81,8 @@ impl Seq {
         Seq::MAX
     }
 
-    /// Sixteen big-endian bytes of the low 128 bits plus four of the high limb: a byte string
-    /// whose lexicographic order is the numeric order (used as a RocksDB key suffix).
+    /// Twenty bytes: the five limbs, most significant first, each big-endian — a byte string
+    /// whose lexicographic order is the numeric order.
     pub fn to_be_bytes(&self) -> [u8; 20] {
         let mut out = [0u8; 20];
         for (i, limb) in self.0.iter().enumerate() {
