@@ -4,7 +4,9 @@
 //!
 //! The child is this test binary re-run with `STRATA_CRASH_CHILD=<dir>`; it appends the id
 //! of every acknowledged record to `<dir>/acked` after `write` returned (the ack), so the
-//! parent knows what must survive. Kills: `STRATA_CRASH_KILLS` (default 200).
+//! parent knows what must survive. Four kills in five wait for the run's first
+//! acknowledgment, then a random delay; the fifth is purely random (often during open and
+//! recovery). Kills: `STRATA_CRASH_KILLS` (default 200).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -93,10 +95,32 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // Four kills in five land at a random instant after the child acknowledged a
+        // write in this run (so every run makes progress whatever the machine's load);
+        // the fifth at a purely random instant, often during open and recovery.
+        let acked_now = || {
+            std::fs::read(dir.path().join("acked"))
+                .map(|b| b.iter().filter(|c| **c == b'\n').count())
+                .unwrap_or(0)
+        };
+        let before = acked_now();
+        if kill % 5 != 0 {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while acked_now() == before {
+                assert!(
+                    Instant::now() < deadline,
+                    "kill {kill}: the child acknowledged nothing in 30 s"
+                );
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(20 + rng % 180));
+        std::thread::sleep(Duration::from_millis(rng % 150));
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
@@ -144,9 +168,9 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         "{kills} kills, {acked} acknowledged writes, in {:?}",
         started.elapsed()
     );
-    // The children must have made progress for the kills to mean anything.
+    // Every run but the purely random ones acknowledged at least one write.
     assert!(
-        acked >= kills / 2,
+        acked >= kills * 4 / 5,
         "only {acked} writes acknowledged over {kills} runs"
     );
 }

@@ -28,5 +28,5 @@ pub use gc::GcReport;
 pub use inbox::IngestReport;
 pub use search::{default_oversample, SearchOptions};
 pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
-pub use store::{write_inbox_delta, Store, StoreOptions, VersionInfo, WriteReceipt};
+pub use store::{validate, write_inbox_delta, Store, StoreOptions, VersionInfo, WriteReceipt};
 pub use verify::{inspect_file, verify_store, FileSummary, Problem, VerifyReport};

@@ -904,8 +904,10 @@ fn info_of(record: &VersionRecord) -> CollectionInfo {
     }
 }
 
-/// Check an operation against a collection's settings.
-pub(crate) fn validate(info: &CollectionInfo, op: &Operation) -> std::result::Result<(), String> {
+/// Check an operation against a collection's settings (ids, embedding dimensions, finite
+/// floats): what every write does before anything touches the disk. Front ends call it to
+/// report every bad input before writing.
+pub fn validate(info: &CollectionInfo, op: &Operation) -> std::result::Result<(), String> {
     let check_id = |id: &str| {
         if id.is_empty() {
             Err("empty id".to_string())

@@ -187,7 +187,6 @@ fn batch_queries_equal_single_queries() {
         )
         .unwrap();
     store.compact("c").unwrap();
-    let snap = store.snapshot("c").unwrap();
     let qs = clustered(8, dims, 5, 99);
     // Quantized (per-query) and exact (one pass over the rows for the whole batch), with
     // and without a filter, with rows both in the segment and in a pending delta.

@@ -34,8 +34,8 @@ const SECTIONS: [&str; 4] = ["HEADER", "ITEMS", "TOTALS", "FOOTER"];
 /// A deterministic unit-norm embedding with cluster structure: texts that share a word
 /// share a cluster center.
 pub fn embedding(cluster: u64, item: u64) -> Vec<f32> {
-    let center = samples::vector(cluster.wrapping_mul(0x9E37_79B9), DIMS);
-    let noise = samples::vector(item.wrapping_add(1 << 40), DIMS);
+    let center = samples::noise(cluster.wrapping_mul(0x9E37_79B9), DIMS);
+    let noise = samples::noise(item.wrapping_add(1 << 40), DIMS);
     let mut v: Vec<f32> = center
         .iter()
         .zip(&noise)

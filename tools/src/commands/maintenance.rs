@@ -1,0 +1,222 @@
+//! `compact`, `gc` and `stats`.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{json, Value as Json};
+use strata_engine::CompactReport;
+
+use super::Ctx;
+use crate::error::CliResult;
+use crate::output::{human_bytes, print_json, Table};
+use crate::progress;
+
+/// A compaction report as JSON.
+pub fn compact_json(name: &str, r: &CompactReport) -> Json {
+    json!({
+        "collection": name,
+        "version": r.version,
+        "deltas_folded": r.deltas_folded,
+        "segments_in": r.segments_in,
+        "segments_out": r.segments_out,
+        "rows_out": r.rows_out,
+        "bytes_in": r.bytes_in,
+        "bytes_out": r.bytes_out,
+    })
+}
+
+/// `strata compact [NAME]`: one collection, or every collection in name order. Each
+/// collection's compaction is one atomic commit.
+pub fn compact(ctx: &Ctx, name: Option<&str>) -> CliResult<i32> {
+    let store = ctx.existing_writer("compact")?;
+    let names: Vec<String> = match name {
+        Some(n) => vec![store.collection_info(n)?.name],
+        None => {
+            let mut v: Vec<String> = store.collections()?.into_iter().map(|c| c.name).collect();
+            v.sort();
+            v
+        }
+    };
+    let mut reports = Vec::new();
+    for n in &names {
+        let pb = progress::spinner(format!("compacting {n}"));
+        let r = store.compact(n);
+        pb.finish_and_clear();
+        reports.push((n.clone(), r?));
+    }
+    store.close()?;
+    if ctx.json {
+        print_json(&Json::Array(
+            reports.iter().map(|(n, r)| compact_json(n, r)).collect(),
+        ));
+        return Ok(0);
+    }
+    if reports.is_empty() {
+        println!("no collections");
+        return Ok(0);
+    }
+    let mut t = Table::new(&[
+        "collection",
+        ">version",
+        ">deltas folded",
+        ">segments in",
+        ">segments out",
+        ">rows",
+        ">bytes in",
+        ">bytes out",
+    ]);
+    for (n, r) in &reports {
+        match r.version {
+            None => t.row(vec![n.clone(), "-".into(), "nothing to do".into()]),
+            Some(v) => t.row(vec![
+                n.clone(),
+                v.to_string(),
+                r.deltas_folded.to_string(),
+                r.segments_in.to_string(),
+                r.segments_out.to_string(),
+                r.rows_out.to_string(),
+                human_bytes(r.bytes_in),
+                human_bytes(r.bytes_out),
+            ]),
+        }
+    }
+    t.print();
+    Ok(0)
+}
+
+/// `strata gc`.
+pub fn gc(ctx: &Ctx) -> CliResult<i32> {
+    let store = ctx.existing_writer("gc")?;
+    let pb = progress::spinner("collecting garbage");
+    let r = store.gc();
+    pb.finish_and_clear();
+    let r = r?;
+    store.close()?;
+    if ctx.json {
+        print_json(&json!({
+            "versions_dropped": r.versions_dropped,
+            "files_deleted": r.files_deleted,
+            "bytes_freed": r.bytes_freed,
+            "files_in_grace": r.files_in_grace,
+        }));
+    } else {
+        println!(
+            "dropped {} versions, deleted {} files ({}); {} unreferenced files kept for the grace period",
+            r.versions_dropped,
+            r.files_deleted,
+            human_bytes(r.bytes_freed),
+            r.files_in_grace
+        );
+    }
+    Ok(0)
+}
+
+/// Bytes and files under a directory (recursively; missing = 0).
+fn dir_usage(dir: &Path) -> (u64, u64) {
+    let mut bytes = 0;
+    let mut files = 0;
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => {
+                    let (b, f) = dir_usage(&e.path());
+                    bytes += b;
+                    files += f;
+                }
+                Ok(m) => {
+                    bytes += m.len();
+                    files += 1;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    (bytes, files)
+}
+
+/// `strata stats [NAME]`: per collection the head's rows, segments, deltas and bytes, and
+/// the retained versions; for the whole store, disk use per directory.
+pub fn stats(ctx: &Ctx, name: Option<&str>) -> CliResult<i32> {
+    let store = ctx.reader()?;
+    let infos = match name {
+        Some(n) => vec![store.collection_info(n)?],
+        None => store.collections()?,
+    };
+    let mut rows = Vec::new();
+    for info in &infos {
+        let versions = store.versions(&info.name)?;
+        let head = versions.iter().find(|v| v.head);
+        rows.push(json!({
+            "name": info.name,
+            "dims": info.dims,
+            "metric": info.metric.name(),
+            "quantization": info.quantization.name(),
+            "head": head.map(|h| h.version),
+            "rows": head.map_or(0, |h| h.rows),
+            "segments": head.map_or(0, |h| h.segments),
+            "deltas": head.map_or(0, |h| h.deltas),
+            "bytes": head.map_or(0, |h| h.bytes),
+            "versions": versions.len(),
+        }));
+    }
+    let disk: Vec<(&str, (u64, u64))> =
+        ["segments", "deltas", "versions", "inbox", "manifest", "tmp"]
+            .into_iter()
+            .map(|d| (d, dir_usage(&ctx.store.join(d))))
+            .collect();
+    let total: u64 = disk.iter().map(|(_, (b, _))| b).sum();
+    if ctx.json {
+        let mut d = serde_json::Map::new();
+        for (k, (b, f)) in &disk {
+            d.insert(k.to_string(), json!({"bytes": b, "files": f}));
+        }
+        d.insert("total_bytes".into(), json!(total));
+        print_json(&json!({"collections": rows, "disk": d}));
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        println!("no collections");
+    } else {
+        let mut t = Table::new(&[
+            "collection",
+            ">dims",
+            "metric",
+            "quant",
+            ">rows",
+            ">segments",
+            ">deltas",
+            ">bytes",
+            ">versions",
+            ">head",
+        ]);
+        for r in &rows {
+            let s = |k: &str| match &r[k] {
+                Json::String(s) => s.clone(),
+                Json::Null => "-".into(),
+                v => v.to_string(),
+            };
+            t.row(vec![
+                s("name"),
+                s("dims"),
+                s("metric"),
+                s("quantization"),
+                s("rows"),
+                s("segments"),
+                s("deltas"),
+                human_bytes(r["bytes"].as_u64().unwrap_or(0)),
+                s("versions"),
+                s("head"),
+            ]);
+        }
+        t.print();
+    }
+    if name.is_none() {
+        let parts: Vec<String> = disk
+            .iter()
+            .filter(|(_, (_, f))| *f > 0)
+            .map(|(k, (b, f))| format!("{k} {} in {f} files", human_bytes(*b)))
+            .collect();
+        println!("disk: {} total; {}", human_bytes(total), parts.join(", "));
+    }
+    Ok(0)
+}

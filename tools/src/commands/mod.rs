@@ -1,0 +1,167 @@
+//! The commands, one module per group, and what they share: the store to open (as writer
+//! or reader) and the output mode. [`execute`] dispatches a parsed command line.
+
+pub mod collections;
+pub mod files;
+pub mod maintenance;
+pub mod read;
+pub mod versions;
+pub mod write;
+
+use std::path::PathBuf;
+
+use strata_engine::{Include, Store, StoreOptions};
+
+use crate::cli::{Cli, Command, IncludeField};
+use crate::error::{CliError, CliResult};
+
+/// What every command gets: the store directory and whether to print JSON.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The store directory (`--store`).
+    pub store: PathBuf,
+    /// Print JSON instead of tables (`--json`).
+    pub json: bool,
+}
+
+impl Ctx {
+    /// Fail unless the store directory holds a strata store (so that a command other than
+    /// `create` never creates one as a side effect).
+    pub fn require_store(&self) -> CliResult<()> {
+        if self.store.join("versions").is_dir() {
+            Ok(())
+        } else {
+            Err(CliError::failed(format!(
+                "{} is not a strata store (no versions/ directory); create a collection first: \
+                 strata --store {} create NAME --dims N",
+                self.store.display(),
+                self.store.display()
+            )))
+        }
+    }
+
+    /// Open the store as writer, creating it if needed (only `create` should want that).
+    /// Fails at once, naming the holder, if another process is the writer.
+    pub fn writer(&self, command: &str) -> CliResult<Store> {
+        let defaults = StoreOptions::default();
+        let options = StoreOptions {
+            holder: format!("strata {command} ({})", defaults.holder),
+            ..defaults
+        };
+        Ok(Store::open(&self.store, options)?)
+    }
+
+    /// Open an existing store as writer.
+    pub fn existing_writer(&self, command: &str) -> CliResult<Store> {
+        self.require_store()?;
+        self.writer(command)
+    }
+
+    /// Open an existing store read-only (works while another process is the writer).
+    pub fn reader(&self) -> CliResult<Store> {
+        self.require_store()?;
+        Ok(Store::open_reader(&self.store)?)
+    }
+}
+
+/// The engine's `Include` for the `--include` fields (documents and metadata when empty).
+pub fn include_of(fields: &[IncludeField]) -> Include {
+    if fields.is_empty() {
+        return Include::default();
+    }
+    let mut inc = Include::ids();
+    for f in fields {
+        match f {
+            IncludeField::Ids => {}
+            IncludeField::Documents => inc.documents = true,
+            IncludeField::Metadatas => inc.metadatas = true,
+            IncludeField::Embeddings => inc.embeddings = true,
+        }
+    }
+    inc
+}
+
+/// Run a parsed command line; returns the exit status of a command that ran (a failed
+/// check, such as `verify` finding corruption, is status 1 without an error).
+pub fn execute(cli: Cli) -> CliResult<i32> {
+    let ctx = Ctx {
+        store: cli.store,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Create {
+            name,
+            dims,
+            metric,
+            quantize,
+        } => collections::create(&ctx, &name, dims, metric, quantize),
+        Command::Collections => collections::list(&ctx),
+        Command::Drop { name } => collections::drop(&ctx, &name),
+        Command::Put {
+            name,
+            file,
+            npy,
+            ids,
+            metadata,
+        } => write::put(
+            &ctx,
+            &name,
+            write::PutSource::from_args(file, npy, ids, metadata)?,
+        ),
+        Command::Update { name, file } => write::update(&ctx, &name, &file),
+        Command::Delete { name, select } => {
+            write::delete(&ctx, &name, &select.ids, select.filter.as_deref())
+        }
+        Command::Compact { name } => maintenance::compact(&ctx, name.as_deref()),
+        Command::Versions { name } => versions::list(&ctx, &name),
+        Command::Rollback { name, to } => versions::rollback(&ctx, &name, to),
+        Command::Pin { name, version } => versions::pin(&ctx, &name, version, true),
+        Command::Unpin { name, version } => versions::pin(&ctx, &name, version, false),
+        Command::Gc => maintenance::gc(&ctx),
+        Command::Stats { name } => maintenance::stats(&ctx, name.as_deref()),
+        Command::Get {
+            name,
+            select,
+            limit,
+            offset,
+            include,
+        } => read::get(
+            &ctx,
+            &name,
+            &select.ids,
+            select.filter.as_deref(),
+            limit,
+            offset,
+            include_of(&include),
+        ),
+        Command::Count { name, filter } => read::count(&ctx, &name, filter.as_deref()),
+        Command::Query {
+            name,
+            vector,
+            npy,
+            k,
+            filter,
+            include,
+            exact,
+            oversample,
+        } => read::query(
+            &ctx,
+            &read::QueryArgs {
+                name,
+                vector,
+                npy,
+                k: k as usize,
+                filter,
+                include: include_of(&include),
+                exact,
+                oversample: oversample.map(|o| o as usize),
+            },
+        ),
+        Command::Inspect { file } => files::inspect(&ctx, &file),
+        Command::Verify { dir } => files::verify(&ctx, dir),
+        Command::Demo { receipts, seed } => {
+            crate::demo::run(&ctx.store, receipts, seed).map_err(CliError::Failed)?;
+            Ok(0)
+        }
+    }
+}
