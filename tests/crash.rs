@@ -33,16 +33,20 @@ fn child(dir: &std::path::Path) {
             .create_collection("c", 4, Metric::L2, Quantization::I8)
             .unwrap();
     }
-    // A kill may have cut the last line short: keep only complete lines.
+    // Never rewrite the file (a kill mid-rewrite would lose acknowledgments): append only.
+    // A kill may have cut the last line short; end it so that it stands alone (the parent
+    // ignores lines that are not whole ids).
     let path = dir.join("acked");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-    std::fs::write(&path, complete).unwrap();
-    let start = complete.lines().count() as u64;
+    let start = text.lines().count() as u64;
     let mut acked = std::fs::OpenOptions::new()
+        .create(true)
         .append(true)
         .open(&path)
         .unwrap();
+    if !text.is_empty() && !text.ends_with('\n') {
+        acked.write_all(b"\n").unwrap();
+    }
     for i in start.. {
         let id = format!("r{i:08}");
         let op = Op::Upsert(Record {
@@ -67,6 +71,16 @@ fn child(dir: &std::path::Path) {
             _ => {}
         }
     }
+}
+
+/// The acknowledged ids: whole lines of the form `r` + 8 digits.
+fn whole_ids(path: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
+        .filter(|l| l.len() == 9 && l.starts_with('r'))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -98,11 +112,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         // Four kills in five land at a random instant after the child acknowledged a
         // write in this run (so every run makes progress whatever the machine's load);
         // the fifth at a purely random instant, often during open and recovery.
-        let acked_now = || {
-            std::fs::read(dir.path().join("acked"))
-                .map(|b| b.iter().filter(|c| **c == b'\n').count())
-                .unwrap_or(0)
-        };
+        let acked_now = || whole_ids(&dir.path().join("acked")).len();
         let before = acked_now();
         if kill % 5 != 0 {
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -129,11 +139,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let text = std::fs::read_to_string(dir.path().join("acked")).unwrap_or_default();
-        let acked: Vec<String> = text[..text.rfind('\n').map_or(0, |i| i + 1)]
-            .lines()
-            .map(str::to_string)
-            .collect();
+        let acked = whole_ids(&dir.path().join("acked"));
         let report = strata::engine::verify_store(&dir.path().join("store")).unwrap();
         // A temp file or an unpublished segment may be half-written; registered files and
         // everything HEAD references must be intact.
@@ -162,8 +168,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         );
         store.close().unwrap();
     }
-    let text = std::fs::read_to_string(dir.path().join("acked")).unwrap_or_default();
-    let acked = text.lines().count();
+    let acked = whole_ids(&dir.path().join("acked")).len();
     eprintln!(
         "{kills} kills, {acked} acknowledged writes, in {:?}",
         started.elapsed()
