@@ -1,0 +1,772 @@
+//! A stream record → strata operations on the receipt collections, plus follow-up requests
+//! the writer carries out after applying them.
+//!
+//! Every operation carries the record's SequenceNumber as its [`Seq`], so the engine's
+//! order-independence (state = operations applied in seq order) replaces the seed's
+//! fragile phase order and timestamp sort. What each entity change becomes:
+//!
+//! | entity | INSERT / MODIFY | REMOVE |
+//! |---|---|---|
+//! | COMPACTION_RUN | INSERT: [`FollowUp::MergeRun`] (MODIFY ignored) | ignored |
+//! | RECEIPT_PLACE | patch by receipt filter on `lines` and `words` | patch unsetting the place keys |
+//! | RECEIPT_WORD_LABEL | upsert the label row in `labels` + [`FollowUp::RecomputeWordLabels`] | delete the label row + recompute |
+//! | RECEIPT_SECTION | upsert the section row in `sections` + [`FollowUp::RecomputeSections`] | delete the section row + recompute |
+//! | RECEIPT | ignored (vectors arrive as deltas) | delete by receipt filter in all four collections |
+//! | RECEIPT_LINE | ignored | delete the line (row) id in `lines` |
+//! | RECEIPT_WORD | ignored | delete the word id in `words` |
+//! | RECEIPT_SUMMARY | ignored (not storage) | ignored |
+//!
+//! Fixes of the seed's known failures (seed-system §9): label and place INSERTs propagate;
+//! a place value that is null, empty or removed goes into `unset` (never "omitted");
+//! place merchant names are title-cased as at embed time; a compaction run without its
+//! delta prefixes is an error, and a missing delta is an error of the run
+//! ([`MergeRun::complete`]), never a silent acknowledgement; a REMOVE needs only the keys,
+//! so an unparseable old image no longer drops it.
+//!
+//! Metadata-only rows (`labels`, `sections`) hold the source item's fields; their ids are
+//! in [`crate::ids`].
+
+use std::fmt;
+
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+use strata_formats::{MetaValue, Metadata, Operation, Record, Seq, Target};
+
+use crate::entity::{
+    detect_changes, CompactionRun, Entity, EntityError, EntityType, ReceiptKey, ReceiptPlace,
+    ReceiptSection, ReceiptWordLabel, WordKey,
+};
+use crate::event::{BatchResponse, EventName, ParsedBatch, StreamRecord};
+use crate::{ids, normalize};
+
+/// Dimension of the `lines` and `words` embeddings (OpenAI `text-embedding-3-small`).
+pub const EMBEDDING_DIMS: usize = 1536;
+
+/// A collection of the receipt domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collection {
+    /// One vector per visual row (1536-d, l2).
+    Lines,
+    /// One vector per OCR word (1536-d, l2).
+    Words,
+    /// Metadata-only mirror of RECEIPT_WORD_LABEL items.
+    Labels,
+    /// Metadata-only mirror of RECEIPT_SECTION items.
+    Sections,
+}
+
+impl Collection {
+    /// All four, in a fixed order.
+    pub const ALL: [Collection; 4] = [
+        Collection::Lines,
+        Collection::Words,
+        Collection::Labels,
+        Collection::Sections,
+    ];
+
+    /// The collection's name in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Collection::Lines => "lines",
+            Collection::Words => "words",
+            Collection::Labels => "labels",
+            Collection::Sections => "sections",
+        }
+    }
+
+    /// Parse a collection name.
+    pub fn parse(name: &str) -> Option<Collection> {
+        Collection::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Embedding dimension (0: metadata-only).
+    pub fn dims(self) -> usize {
+        match self {
+            Collection::Lines | Collection::Words => EMBEDDING_DIMS,
+            Collection::Labels | Collection::Sections => 0,
+        }
+    }
+}
+
+impl fmt::Display for Collection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An operation addressed to a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionOp {
+    /// Where the operation applies.
+    pub collection: Collection,
+    /// The operation (its seq is the source record's SequenceNumber).
+    pub op: Operation,
+}
+
+/// Where a run's delta for one collection lives, as the run names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaLocation {
+    /// The prefix exactly as in the COMPACTION_RUN item.
+    pub raw: String,
+    /// The bucket of an `s3://bucket/key` prefix (`None`: the deployment's default).
+    pub bucket: Option<String>,
+    /// The key prefix, without a leading `/`.
+    pub key_prefix: String,
+}
+
+impl DeltaLocation {
+    /// Read a prefix: `s3://bucket/key` names its bucket; a leading `/` is stripped.
+    /// `None` for an empty prefix or bucket.
+    pub fn parse(raw: &str) -> Option<DeltaLocation> {
+        let t = raw.trim();
+        let (bucket, key) = match t.strip_prefix("s3://") {
+            Some(rest) => {
+                let (b, k) = rest.split_once('/').unwrap_or((rest, ""));
+                if b.is_empty() {
+                    return None;
+                }
+                (Some(b.to_string()), k)
+            }
+            None => (None, t),
+        };
+        let key = key.trim_start_matches('/');
+        if key.is_empty() {
+            return None;
+        }
+        Some(DeltaLocation {
+            raw: raw.to_string(),
+            bucket,
+            key_prefix: key.to_string(),
+        })
+    }
+}
+
+/// One delta a run must merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunDelta {
+    /// `lines` or `words`.
+    pub collection: Collection,
+    /// Where the delta is.
+    pub location: DeltaLocation,
+}
+
+/// A request to merge a compaction run's deltas (COMPACTION_RUN INSERT).
+///
+/// The engine finds each delta at its location and merges it; it then reports one
+/// [`DeltaOutcome`] per delta to [`MergeRun::complete`], which fails the run if any delta
+/// is missing or failed: that record must then be retried (reported failed), and the run
+/// must not be marked COMPLETED. After a successful merge the engine runs
+/// [`MergeRun::after_merge`] (recomputing sections and label metadata of the receipt,
+/// since the delta's metadata was captured at embed time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRun {
+    /// The run.
+    pub run_id: String,
+    /// The receipt whose vectors the run carries.
+    pub receipt: ReceiptKey,
+    /// SequenceNumber of the INSERT.
+    pub seq: Seq,
+    /// The deltas, `lines` then `words`.
+    pub deltas: Vec<RunDelta>,
+}
+
+/// What merging one delta of a run gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeltaOutcome {
+    /// Merged; an empty delta is a success with 0 operations.
+    Merged {
+        /// Operations merged.
+        operations: u64,
+    },
+    /// No delta at the location.
+    Missing,
+    /// The delta exists but could not be merged.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Why a run did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// A delta was not found.
+    #[error("run {run_id}: {collection} delta missing at {location}")]
+    DeltaMissing {
+        /// The run.
+        run_id: String,
+        /// The collection.
+        collection: Collection,
+        /// The prefix looked at.
+        location: String,
+    },
+    /// A delta failed to merge.
+    #[error("run {run_id}: {collection} delta at {location} failed to merge: {reason}")]
+    DeltaFailed {
+        /// The run.
+        run_id: String,
+        /// The collection.
+        collection: Collection,
+        /// The prefix.
+        location: String,
+        /// Why.
+        reason: String,
+    },
+    /// The engine reported nothing for one of the run's deltas.
+    #[error("run {run_id}: no outcome reported for the {collection} delta")]
+    NoOutcome {
+        /// The run.
+        run_id: String,
+        /// The collection.
+        collection: Collection,
+    },
+}
+
+/// A run whose every delta merged: what to record in the COMPACTION_RUN item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCompleted {
+    /// The run.
+    pub run_id: String,
+    /// Operations merged per collection.
+    pub merged: Vec<(Collection, u64)>,
+}
+
+impl MergeRun {
+    /// Check the engine's outcomes: complete only if every delta of the run merged.
+    pub fn complete(
+        &self,
+        outcomes: &[(Collection, DeltaOutcome)],
+    ) -> Result<RunCompleted, RunError> {
+        let mut merged = Vec::with_capacity(self.deltas.len());
+        for d in &self.deltas {
+            let outcome = outcomes
+                .iter()
+                .find(|(c, _)| *c == d.collection)
+                .map(|(_, o)| o)
+                .ok_or_else(|| RunError::NoOutcome {
+                    run_id: self.run_id.clone(),
+                    collection: d.collection,
+                })?;
+            match outcome {
+                DeltaOutcome::Merged { operations } => merged.push((d.collection, *operations)),
+                DeltaOutcome::Missing => {
+                    return Err(RunError::DeltaMissing {
+                        run_id: self.run_id.clone(),
+                        collection: d.collection,
+                        location: d.location.raw.clone(),
+                    })
+                }
+                DeltaOutcome::Failed { reason } => {
+                    return Err(RunError::DeltaFailed {
+                        run_id: self.run_id.clone(),
+                        collection: d.collection,
+                        location: d.location.raw.clone(),
+                        reason: reason.clone(),
+                    })
+                }
+            }
+        }
+        Ok(RunCompleted {
+            run_id: self.run_id.clone(),
+            merged,
+        })
+    }
+
+    /// The follow-ups to run once the merge succeeded.
+    pub fn after_merge(&self) -> Vec<FollowUp> {
+        vec![
+            FollowUp::RecomputeSections(self.receipt.clone()),
+            FollowUp::RecomputeReceiptLabels(self.receipt.clone()),
+        ]
+    }
+}
+
+/// Work the writer does after applying a record's operations, reading current state.
+///
+/// Recomputations are idempotent and may be deduplicated across a batch and run once after
+/// all of its operations are applied; the patches they produce are stamped by the writer
+/// ([`crate::derive`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FollowUp {
+    /// Merge a compaction run's deltas.
+    MergeRun(MergeRun),
+    /// Rebuild one word's label metadata, and its row's, from the `labels` rows.
+    RecomputeWordLabels(WordKey),
+    /// Rebuild the label metadata of every word and row of a receipt.
+    RecomputeReceiptLabels(ReceiptKey),
+    /// Rebuild `section_label` of the receipt's rows from the `sections` rows.
+    RecomputeSections(ReceiptKey),
+}
+
+/// A record's operations and follow-ups.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordOps {
+    /// The record's sequence number (every op carries it).
+    pub seq: Seq,
+    /// The entity the record is about.
+    pub entity_type: EntityType,
+    /// Operations to apply, in order.
+    pub ops: Vec<CollectionOp>,
+    /// Follow-ups to run after the operations are applied.
+    pub follow_ups: Vec<FollowUp>,
+}
+
+/// Why a record yields nothing (a success: acknowledge it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// PK not `IMAGE#`, unknown sort key, or no keys: not a receipt entity.
+    NotReceiptEntity,
+    /// A MODIFY that changed nothing the collections hold.
+    Unchanged(EntityType),
+    /// An event of an entity that the collections do not mirror.
+    NotStored(EntityType, EventName),
+}
+
+/// What a record becomes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Translation {
+    /// Apply these operations and follow-ups.
+    Apply(RecordOps),
+    /// Nothing to do.
+    Ignore(Ignored),
+}
+
+/// Why a record could not be translated (report it failed, so it is retried).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpsError {
+    /// The record has no SequenceNumber (operations need one).
+    #[error("{record}: no dynamodb.SequenceNumber; operations need one to be ordered")]
+    NoSequenceNumber {
+        /// The record, described.
+        record: String,
+    },
+    /// An image the translation needs did not parse.
+    #[error("{record}: {image}: {error}")]
+    Entity {
+        /// The record, described.
+        record: String,
+        /// `NewImage` or `Keys`.
+        image: &'static str,
+        /// What was wrong.
+        error: EntityError,
+    },
+    /// An INSERT or MODIFY without a NewImage (a KEYS_ONLY or OLD_IMAGE stream).
+    #[error(
+        "{record}: {event} of {entity_type} has no NewImage; the stream must be NEW_AND_OLD_IMAGES"
+    )]
+    MissingNewImage {
+        /// The record, described.
+        record: String,
+        /// The event.
+        event: EventName,
+        /// The entity.
+        entity_type: EntityType,
+    },
+    /// A compaction run without a usable delta prefix for a collection.
+    #[error(
+        "{record}: compaction run {run_id} has no usable {collection}_delta_prefix ({found:?})"
+    )]
+    RunWithoutDelta {
+        /// The record, described.
+        record: String,
+        /// The run.
+        run_id: String,
+        /// The collection whose prefix is missing.
+        collection: Collection,
+        /// What the item held.
+        found: Option<String>,
+    },
+}
+
+/// The keys a place patch writes or removes.
+pub const PLACE_KEYS: [&str; 5] = [
+    "merchant_name",
+    "merchant_category",
+    "address",
+    "phone_number",
+    "place_id",
+];
+
+fn iso_time(record: &StreamRecord) -> Option<String> {
+    record
+        .approximate_creation
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false))
+}
+
+fn put_str(meta: &mut Metadata, key: &str, value: &Option<String>) {
+    if let Some(v) = value {
+        meta.insert(key.to_string(), MetaValue::Str(v.clone()));
+    }
+}
+
+fn int(v: u32) -> MetaValue {
+    MetaValue::Int(i64::from(v))
+}
+
+/// The metadata of a label's row in `labels`.
+pub fn label_row_metadata(l: &ReceiptWordLabel) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("image_id".into(), MetaValue::Str(l.word.image_id.clone()));
+    m.insert("receipt_id".into(), int(l.word.receipt_id));
+    m.insert("line_id".into(), int(l.word.line_id));
+    m.insert("word_id".into(), int(l.word.word_id));
+    m.insert("label".into(), MetaValue::Str(l.label.clone()));
+    m.insert(
+        "validation_status".into(),
+        MetaValue::Str(l.validation_status.clone()),
+    );
+    put_str(&mut m, "reasoning", &l.reasoning);
+    put_str(&mut m, "timestamp_added", &l.timestamp_added);
+    put_str(&mut m, "label_proposed_by", &l.label_proposed_by);
+    put_str(
+        &mut m,
+        "label_consolidated_from",
+        &l.label_consolidated_from,
+    );
+    if let Some(c) = l.confidence {
+        m.insert("confidence".into(), MetaValue::Float(c));
+    }
+    m
+}
+
+/// The metadata of a section's row in `sections`: identity and the fields that count
+/// (seed §2.3: type, lines, confidence, status); `created_at` and `model_source` are not
+/// mirrored, so a change of only those rewrites nothing.
+pub fn section_row_metadata(s: &ReceiptSection) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert(
+        "image_id".into(),
+        MetaValue::Str(s.receipt.image_id.clone()),
+    );
+    m.insert("receipt_id".into(), int(s.receipt.receipt_id));
+    m.insert(
+        "section_type".into(),
+        MetaValue::Str(s.section_type.clone()),
+    );
+    if !s.line_ids.is_empty() {
+        m.insert(
+            "line_ids".into(),
+            MetaValue::IntList(s.line_ids.iter().map(|&i| i64::from(i)).collect()),
+        );
+    }
+    if let Some(c) = s.confidence {
+        m.insert("confidence".into(), MetaValue::Float(c));
+    }
+    put_str(&mut m, "validation_status", &s.validation_status);
+    m
+}
+
+/// The place keys set (present, non-empty values) and unset (the others) by a place's
+/// current state; `merchant_name` is title-cased as at embed time.
+pub fn place_patch(place: Option<&ReceiptPlace>) -> (Metadata, Vec<String>) {
+    let clean = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let values: [Option<String>; 5] = match place {
+        Some(p) => [
+            normalize::merchant_name(p.merchant_name.as_deref()),
+            clean(&p.merchant_category),
+            clean(&p.formatted_address),
+            clean(&p.phone_number),
+            clean(&p.place_id),
+        ],
+        None => Default::default(),
+    };
+    let mut set = Metadata::new();
+    let mut unset = Vec::new();
+    for (key, value) in PLACE_KEYS.iter().zip(values) {
+        match value {
+            Some(v) => {
+                set.insert(key.to_string(), MetaValue::Str(v));
+            }
+            None => unset.push(key.to_string()),
+        }
+    }
+    (set, unset)
+}
+
+struct Ctx {
+    seq: Seq,
+    entity_type: EntityType,
+}
+
+impl Ctx {
+    fn apply(&self, ops: Vec<CollectionOp>, follow_ups: Vec<FollowUp>) -> Translation {
+        Translation::Apply(RecordOps {
+            seq: self.seq,
+            entity_type: self.entity_type,
+            ops,
+            follow_ups,
+        })
+    }
+
+    fn op(&self, collection: Collection, op: strata_formats::Op) -> CollectionOp {
+        CollectionOp {
+            collection,
+            op: Operation { seq: self.seq, op },
+        }
+    }
+}
+
+/// Translate one stream record.
+pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
+    let (Some(pk), Some(sk)) = (record.key_str("PK"), record.key_str("SK")) else {
+        return Ok(Translation::Ignore(Ignored::NotReceiptEntity));
+    };
+    if !pk.starts_with("IMAGE#") {
+        return Ok(Translation::Ignore(Ignored::NotReceiptEntity));
+    }
+    let Some(entity_type) = EntityType::detect(sk) else {
+        return Ok(Translation::Ignore(Ignored::NotReceiptEntity));
+    };
+    let event = record.event_name;
+    let stored = match entity_type {
+        EntityType::ReceiptSummary => false,
+        EntityType::CompactionRun => event == EventName::Insert,
+        EntityType::Receipt | EntityType::ReceiptLine | EntityType::ReceiptWord => {
+            event == EventName::Remove
+        }
+        _ => true,
+    };
+    if !stored {
+        return Ok(Translation::Ignore(Ignored::NotStored(entity_type, event)));
+    }
+    let seq = record.seq.ok_or_else(|| OpsError::NoSequenceNumber {
+        record: record.describe(),
+    })?;
+    let parse = |image: &'static str, item| {
+        Entity::parse(entity_type, pk, sk, item).map_err(|error| OpsError::Entity {
+            record: record.describe(),
+            image,
+            error,
+        })
+    };
+    // A REMOVE needs only identity, which the keys carry.
+    let identity = parse("Keys", &record.keys)?;
+    let new = match (event, &record.new_image) {
+        (EventName::Remove, _) => None,
+        (_, Some(img)) => Some(parse("NewImage", img)?),
+        (_, None) => {
+            return Err(OpsError::MissingNewImage {
+                record: record.describe(),
+                event,
+                entity_type,
+            })
+        }
+    };
+    // The old image only serves to skip unchanged MODIFYs: if it does not parse, the
+    // MODIFY is treated as a change.
+    let old = match (event, &record.old_image) {
+        (EventName::Modify, Some(img)) => Entity::parse(entity_type, pk, sk, img).ok(),
+        _ => None,
+    };
+    let cx = Ctx { seq, entity_type };
+    use strata_formats::Op;
+    Ok(match (identity, new) {
+        (Entity::CompactionRun(_), Some(Entity::CompactionRun(run))) => cx.apply(
+            Vec::new(),
+            vec![FollowUp::MergeRun(merge_run(record, seq, &run)?)],
+        ),
+        (Entity::ReceiptPlace(key), new) => {
+            let new_place = match &new {
+                Some(Entity::ReceiptPlace(p)) => Some(p),
+                _ => None,
+            };
+            if event == EventName::Modify {
+                if let Some(old) = &old {
+                    if detect_changes(entity_type, Some(old), new.as_ref()).is_empty() {
+                        return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
+                    }
+                }
+            }
+            let (mut set, mut unset) = place_patch(new_place);
+            let time = iso_time(record);
+            match new_place {
+                Some(_) => {
+                    if let Some(t) = time {
+                        set.insert("last_place_update".into(), MetaValue::Str(t));
+                    }
+                    unset.push("place_removed_at".into());
+                }
+                None => {
+                    unset.push("canonical_merchant_name".into());
+                    unset.push("last_place_update".into());
+                    if let Some(t) = time {
+                        set.insert("place_removed_at".into(), MetaValue::Str(t));
+                    }
+                }
+            }
+            let filter = ids::receipt_filter(&key.receipt.image_id, key.receipt.receipt_id);
+            let ops = [Collection::Lines, Collection::Words]
+                .into_iter()
+                .map(|c| {
+                    cx.op(
+                        c,
+                        Op::Patch(strata_formats::Patch {
+                            target: Target::Where(filter.clone()),
+                            set: set.clone(),
+                            unset: unset.clone(),
+                        }),
+                    )
+                })
+                .collect();
+            cx.apply(ops, Vec::new())
+        }
+        (Entity::ReceiptWordLabel(key), new) => {
+            let w = &key.word;
+            let id = ids::label_row_id(&w.image_id, w.receipt_id, w.line_id, w.word_id, &key.label);
+            let op = match new {
+                Some(Entity::ReceiptWordLabel(l)) => {
+                    let meta = label_row_metadata(&l);
+                    if let Some(Entity::ReceiptWordLabel(o)) = &old {
+                        if label_row_metadata(o) == meta {
+                            return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
+                        }
+                    }
+                    Op::Upsert(Record {
+                        id,
+                        embedding: None,
+                        document: None,
+                        metadata: meta,
+                    })
+                }
+                _ => Op::Delete(Target::Id(id)),
+            };
+            cx.apply(
+                vec![cx.op(Collection::Labels, op)],
+                vec![FollowUp::RecomputeWordLabels(key.word.clone())],
+            )
+        }
+        (Entity::ReceiptSection(key), new) => {
+            let r = &key.receipt;
+            let id = ids::section_row_id(&r.image_id, r.receipt_id, &key.section_type);
+            let op = match new {
+                Some(Entity::ReceiptSection(s)) => {
+                    let meta = section_row_metadata(&s);
+                    if let Some(Entity::ReceiptSection(o)) = &old {
+                        if section_row_metadata(o) == meta {
+                            return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
+                        }
+                    }
+                    Op::Upsert(Record {
+                        id,
+                        embedding: None,
+                        document: None,
+                        metadata: meta,
+                    })
+                }
+                _ => Op::Delete(Target::Id(id)),
+            };
+            cx.apply(
+                vec![cx.op(Collection::Sections, op)],
+                vec![FollowUp::RecomputeSections(r.clone())],
+            )
+        }
+        (Entity::Receipt(r), None) => {
+            let filter = ids::receipt_filter(&r.image_id, r.receipt_id);
+            let ops = Collection::ALL
+                .into_iter()
+                .map(|c| cx.op(c, Op::Delete(Target::Where(filter.clone()))))
+                .collect();
+            cx.apply(ops, Vec::new())
+        }
+        (Entity::ReceiptLine { receipt, line_id }, None) => {
+            let id = ids::line_id(&receipt.image_id, receipt.receipt_id, line_id);
+            cx.apply(
+                vec![cx.op(Collection::Lines, Op::Delete(Target::Id(id)))],
+                Vec::new(),
+            )
+        }
+        (Entity::ReceiptWord(w), None) => {
+            let id = ids::word_id(&w.image_id, w.receipt_id, w.line_id, w.word_id);
+            cx.apply(
+                vec![cx.op(Collection::Words, Op::Delete(Target::Id(id)))],
+                Vec::new(),
+            )
+        }
+        _ => Translation::Ignore(Ignored::NotStored(entity_type, event)),
+    })
+}
+
+fn merge_run(record: &StreamRecord, seq: Seq, run: &CompactionRun) -> Result<MergeRun, OpsError> {
+    let mut deltas = Vec::with_capacity(2);
+    for (collection, prefix) in [
+        (Collection::Lines, &run.lines_delta_prefix),
+        (Collection::Words, &run.words_delta_prefix),
+    ] {
+        let location = prefix
+            .as_deref()
+            .and_then(DeltaLocation::parse)
+            .ok_or_else(|| OpsError::RunWithoutDelta {
+                record: record.describe(),
+                run_id: run.run_id.clone(),
+                collection,
+                found: prefix.clone(),
+            })?;
+        deltas.push(RunDelta {
+            collection,
+            location,
+        });
+    }
+    Ok(MergeRun {
+        run_id: run.run_id.clone(),
+        receipt: run.receipt.clone(),
+        seq,
+        deltas,
+    })
+}
+
+/// A record of a batch that could not be used, from parsing or translation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRecord {
+    /// Index in the event's `Records`.
+    pub index: usize,
+    /// Its SequenceNumber, when known (what the partial-batch response names).
+    pub sequence_number: Option<String>,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// A whole batch translated: per-record results in event order, and failures.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchTranslation {
+    /// `(record index, its SequenceNumber text, translation)` of the records that translated.
+    pub records: Vec<(usize, Option<String>, Translation)>,
+    /// Records that failed to parse or translate.
+    pub failures: Vec<FailedRecord>,
+}
+
+impl BatchTranslation {
+    /// The partial-batch response reporting every failed record (an unknown
+    /// SequenceNumber fails the whole batch, see [`BatchResponse`]).
+    pub fn batch_response(&self) -> BatchResponse {
+        BatchResponse::failing(self.failures.iter().map(|f| f.sequence_number.as_deref()))
+    }
+}
+
+/// Translate every parsed record of a batch; parse failures are carried over.
+pub fn translate_batch(batch: &ParsedBatch) -> BatchTranslation {
+    let mut out = BatchTranslation::default();
+    for f in &batch.failures {
+        out.failures.push(FailedRecord {
+            index: f.index,
+            sequence_number: f.sequence_number.clone(),
+            error: f.to_string(),
+        });
+    }
+    for r in &batch.records {
+        match translate(r) {
+            Ok(t) => out.records.push((r.index, r.sequence_number.clone(), t)),
+            Err(e) => out.failures.push(FailedRecord {
+                index: r.index,
+                sequence_number: r.sequence_number.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    out.failures.sort_by_key(|f| f.index);
+    out
+}
