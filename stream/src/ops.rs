@@ -30,7 +30,7 @@ use std::fmt;
 
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
-use strata_formats::{MetaValue, Metadata, Operation, Record, Seq, Target};
+use strata_formats::{MetaValue, Metadata, Op, Operation, Record, Seq, Target};
 
 use crate::entity::{
     detect_changes, CompactionRun, Entity, EntityError, EntityType, ReceiptKey, ReceiptPlace,
@@ -564,7 +564,6 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
         _ => None,
     };
     let cx = Ctx { seq, entity_type };
-    use strata_formats::Op;
     Ok(match (identity, new) {
         (Entity::CompactionRun(_), Some(Entity::CompactionRun(run))) => cx.apply(
             Vec::new(),
@@ -618,22 +617,16 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
         (Entity::ReceiptWordLabel(key), new) => {
             let w = &key.word;
             let id = ids::label_row_id(&w.image_id, w.receipt_id, w.line_id, w.word_id, &key.label);
-            let op = match new {
-                Some(Entity::ReceiptWordLabel(l)) => {
-                    let meta = label_row_metadata(&l);
-                    if let Some(Entity::ReceiptWordLabel(o)) = &old {
-                        if label_row_metadata(o) == meta {
-                            return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
-                        }
-                    }
-                    Op::Upsert(Record {
-                        id,
-                        embedding: None,
-                        document: None,
-                        metadata: meta,
-                    })
-                }
-                _ => Op::Delete(Target::Id(id)),
+            let new_meta = match new {
+                Some(Entity::ReceiptWordLabel(l)) => Some(label_row_metadata(&l)),
+                _ => None,
+            };
+            let old_meta = match &old {
+                Some(Entity::ReceiptWordLabel(o)) => Some(label_row_metadata(o)),
+                _ => None,
+            };
+            let Some(op) = side_row_op(id, new_meta, old_meta) else {
+                return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
             };
             cx.apply(
                 vec![cx.op(Collection::Labels, op)],
@@ -643,22 +636,16 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
         (Entity::ReceiptSection(key), new) => {
             let r = &key.receipt;
             let id = ids::section_row_id(&r.image_id, r.receipt_id, &key.section_type);
-            let op = match new {
-                Some(Entity::ReceiptSection(s)) => {
-                    let meta = section_row_metadata(&s);
-                    if let Some(Entity::ReceiptSection(o)) = &old {
-                        if section_row_metadata(o) == meta {
-                            return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
-                        }
-                    }
-                    Op::Upsert(Record {
-                        id,
-                        embedding: None,
-                        document: None,
-                        metadata: meta,
-                    })
-                }
-                _ => Op::Delete(Target::Id(id)),
+            let new_meta = match new {
+                Some(Entity::ReceiptSection(s)) => Some(section_row_metadata(&s)),
+                _ => None,
+            };
+            let old_meta = match &old {
+                Some(Entity::ReceiptSection(o)) => Some(section_row_metadata(o)),
+                _ => None,
+            };
+            let Some(op) = side_row_op(id, new_meta, old_meta) else {
+                return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
             };
             cx.apply(
                 vec![cx.op(Collection::Sections, op)],
@@ -769,4 +756,19 @@ pub fn translate_batch(batch: &ParsedBatch) -> BatchTranslation {
     }
     out.failures.sort_by_key(|f| f.index);
     out
+}
+
+/// The write of a metadata-only side row (label or section): an upsert of its new
+/// metadata, a delete when the source row is gone, or nothing when nothing changed.
+fn side_row_op(id: String, new: Option<Metadata>, old: Option<Metadata>) -> Option<Op> {
+    match new {
+        Some(meta) if old.as_ref() == Some(&meta) => None,
+        Some(metadata) => Some(Op::Upsert(Record {
+            id,
+            embedding: None,
+            document: None,
+            metadata,
+        })),
+        None => Some(Op::Delete(Target::Id(id))),
+    }
 }
