@@ -9,7 +9,8 @@ export PROPTEST_CASES
 
 # librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
 setup:
-	@if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p | grep -q libclang; then \
+	@if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 \
+		&& ! ldconfig -p | grep -qE 'libclang(-[0-9.]+)?\.so'; then \
 		echo "installing libclang-dev (needed to build RocksDB bindings)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev; \
 	fi
