@@ -314,6 +314,62 @@ Examples:
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
         oversample: Option<u32>,
     },
+    /// Apply Lambda DynamoDB stream events of the receipts table through the receipt domain,
+    /// as the compactor would: operations on lines/words/labels/sections, compaction runs
+    /// merged from --runs, derived label and section metadata recomputed.
+    #[command(
+        name = "ingest-events",
+        long_about = "\
+Apply Lambda DynamoDB stream event files (the JSON Lambda delivers: {\"Records\": [...]})
+through the receipt domain, in the order given, as the compactor Lambda does: each record
+becomes operations on `lines`, `words`, `labels` and `sections` ordered by its
+SequenceNumber; COMPACTION_RUN inserts merge the run's deltas found under --runs; label and
+section changes recompute the derived metadata. The collections are created when missing.
+Records that cannot be read are listed with their index and SequenceNumber (exit status 1)
+and the others are applied. Runs whose deltas are missing stay pending and are retried by
+the next ingest-events or lambda-invoke compactor.",
+        after_help = "\
+Examples:
+  strata ingest-events events/batch-0001.json events/batch-0002.json
+  strata ingest-events --runs ./producer-runs events/*.json --json"
+    )]
+    IngestEvents {
+        /// Event files, applied in order.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Root of the embedding producer's run deltas (default: STORE/runs).
+        #[arg(long, value_name = "DIR")]
+        runs: Option<PathBuf>,
+    },
+    /// Run a Lambda entry point locally on an event file, without AWS.
+    #[command(
+        name = "lambda-invoke",
+        long_about = "\
+Run one of the two Lambda entry points on an event file, without AWS, against --store.
+`stream` takes a DynamoDB stream event and writes its operations as sealed deltas into the
+store's inbox (no lock; any number can run beside the compactor). `compactor` opens the
+store as the writer, ingests the inbox, applies the event (an SQS event of the seed's
+StreamMessages, a DynamoDB stream event, or `{}` for a scheduled run), merges compaction
+runs, recomputes derived metadata, compacts by policy and collects garbage. Prints the
+Lambda response (batchItemFailures); with --json, the whole outcome.",
+        after_help = "\
+Examples:
+  strata lambda-invoke stream event.json
+  strata lambda-invoke compactor schedule.json --runs ./producer-runs"
+    )]
+    LambdaInvoke {
+        /// The entry point.
+        #[arg(value_enum)]
+        role: crate::lambda::Role,
+        /// The event file (JSON).
+        event: PathBuf,
+        /// Root of the embedding producer's run deltas (default: STORE/runs).
+        #[arg(long, value_name = "DIR")]
+        runs: Option<PathBuf>,
+        /// The request id naming the stream processor's inbox files (default: the time).
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+    },
     /// Describe one strata file: kind, format version, dims, counts, seq range, checksums.
     #[command(after_help = "Example:\n  strata inspect ./strata-data/segments/00000012.seg")]
     Inspect {

@@ -15,6 +15,7 @@ pub mod commands;
 pub mod demo;
 pub mod error;
 pub mod input;
+pub mod lambda;
 pub mod output;
 pub mod progress;
 

@@ -2,6 +2,7 @@
 //! or reader) and the output mode. [`execute`] dispatches a parsed command line.
 
 pub mod collections;
+pub mod events;
 pub mod files;
 pub mod maintenance;
 pub mod read;
@@ -157,6 +158,13 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
                 oversample: oversample.map(|o| o as usize),
             },
         ),
+        Command::IngestEvents { files, runs } => events::ingest(&ctx, &files, runs),
+        Command::LambdaInvoke {
+            role,
+            event,
+            runs,
+            request_id,
+        } => events::invoke(&ctx, role, &event, runs, request_id),
         Command::Inspect { file } => files::inspect(&ctx, &file),
         Command::Verify { dir } => files::verify(&ctx, dir),
         Command::Demo { receipts, seed } => {

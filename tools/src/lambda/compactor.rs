@@ -1,0 +1,503 @@
+//! The compactor Lambda: the store's one writer. Each invocation ingests the inbox, applies
+//! what its event carries (a DynamoDB stream event applied directly, or the seed's SQS
+//! StreamMessage batches), works through the pending follow-ups (run merges, then label and
+//! section recomputation against current state), compacts by policy and collects garbage.
+//!
+//! Failure semantics, fixing seed §6.2: a run whose delta is missing or broken stays pending
+//! and is retried on every invocation (its error recorded on its follow-up row and in the
+//! outcome), never acknowledged; an SQS message is acknowledged only when its operations and
+//! follow-up requests are durable; an engine error fails the invocation, so every message is
+//! retried. Recomputations write only the keys that change, stamped after everything the
+//! writer has seen, so a late or repeated merge (whose operations carry the run's own
+//! SequenceNumber) never reverts newer label, section or place metadata.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use strata_engine::{IngestReport, Store};
+use strata_formats::{Metric, Op, Quantization, Target};
+use strata_stream::derive::run_follow_up;
+use strata_stream::ops::RecordOps;
+use strata_stream::{
+    parse_event, translate_batch, BatchResponse, Collection, FollowUp, ReceiptKey, Translation,
+};
+
+use super::batch::BatchOps;
+use super::followups::{self, FOLLOW_UPS};
+use super::runs::{merge_run, RunReporter, RunSource};
+use super::state::StoreState;
+use super::stream_processor::Failure;
+use super::LambdaError;
+
+/// Settings of the compactor.
+#[derive(Debug, Clone)]
+pub struct CompactorOptions {
+    /// Quantization of `lines` and `words` when the compactor creates them.
+    pub quantization: Quantization,
+    /// Most follow-up rows handled in one invocation (the rest wait for the next one).
+    pub max_follow_ups: usize,
+    /// Compact each collection by policy at the end.
+    pub compact: bool,
+    /// Collect garbage at the end.
+    pub gc: bool,
+}
+
+impl Default for CompactorOptions {
+    fn default() -> CompactorOptions {
+        CompactorOptions {
+            quantization: Quantization::None,
+            max_follow_ups: 20_000,
+            compact: true,
+            gc: true,
+        }
+    }
+}
+
+/// Create the receipt collections and [`FOLLOW_UPS`] where missing: `lines` and `words`
+/// 1536-d squared l2 (the seed's Chroma default), `labels`, `sections` and `followups`
+/// metadata-only. Returns the names created.
+pub fn ensure_collections(
+    store: &Store,
+    quantization: Quantization,
+) -> Result<Vec<String>, strata_engine::Error> {
+    let existing: BTreeSet<String> = store.collections()?.into_iter().map(|c| c.name).collect();
+    let mut created = Vec::new();
+    let wanted = Collection::ALL
+        .iter()
+        .map(|c| (c.as_str(), c.dims() as u32))
+        .chain([(FOLLOW_UPS, 0)]);
+    for (name, dims) in wanted {
+        if !existing.contains(name) {
+            let q = if dims == 0 {
+                Quantization::None
+            } else {
+                quantization
+            };
+            store.create_collection(name, dims, Metric::L2, q)?;
+            created.push(name.to_string());
+        }
+    }
+    Ok(created)
+}
+
+/// An inbox file registered by this invocation.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestedFile {
+    /// Its inbox name.
+    pub name: String,
+    /// Its collection.
+    pub collection: String,
+    /// Operations in it.
+    pub operations: usize,
+    /// The version that registered it.
+    pub version: u64,
+}
+
+/// What the event of an invocation carried.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EventSummary {
+    /// `dynamodb`, `sqs` or `none` (a scheduled or empty invocation).
+    pub kind: String,
+    /// Records or messages in the event.
+    pub records: usize,
+    /// Records or messages applied.
+    pub applied: usize,
+    /// Records or messages with nothing to do.
+    pub ignored: usize,
+    /// Records or messages that failed.
+    pub failures: Vec<Failure>,
+}
+
+/// A run that merged.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedRun {
+    /// The run.
+    pub run_id: String,
+    /// Operations merged per collection.
+    pub merged: BTreeMap<String, u64>,
+}
+
+/// A run that did not merge (it stays pending).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRun {
+    /// The run.
+    pub run_id: String,
+    /// Why.
+    pub error: String,
+    /// Failed attempts, this one included.
+    pub attempts: i64,
+}
+
+/// What the follow-up pass did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FollowUpReport {
+    /// Pending rows read.
+    pub pending: usize,
+    /// Rows done and deleted.
+    pub done: usize,
+    /// Runs merged.
+    pub merged_runs: Vec<MergedRun>,
+    /// Runs left pending.
+    pub failed_runs: Vec<FailedRun>,
+    /// Recomputations run (after deduplication).
+    pub recomputations: usize,
+    /// Patches written by them.
+    pub patches: usize,
+    /// Records a recomputation could not use: `(collection, id, why)`.
+    pub skipped_records: Vec<(String, String, String)>,
+    /// Rows that are not follow-ups: `(id, why)` (left in place for an operator).
+    pub bad_rows: Vec<(String, String)>,
+    /// Rows left for the next invocation (over `max_follow_ups`).
+    pub remaining: usize,
+}
+
+/// A compaction that ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct Compaction {
+    /// The collection.
+    pub collection: String,
+    /// The committed version.
+    pub version: Option<u64>,
+    /// Deltas folded.
+    pub deltas_folded: usize,
+    /// Segments read and written.
+    pub segments: (usize, usize),
+    /// Rows written.
+    pub rows: u64,
+}
+
+/// What one compactor invocation did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CompactorOutcome {
+    /// The Lambda response for an SQS event (`batchItemFailures` with message ids); `None`
+    /// for other events, whose failures fail the invocation.
+    pub response: Option<BatchResponse>,
+    /// Collections created.
+    pub created: Vec<String>,
+    /// Inbox files registered.
+    pub ingested: Vec<IngestedFile>,
+    /// Inbox files seen again (already registered).
+    pub already_ingested: usize,
+    /// Unsealed inbox files (a producer died mid-write): ignored.
+    pub torn: Vec<String>,
+    /// Inbox files that cannot be registered: `(name, why)`, left for an operator.
+    pub inbox_failed: Vec<(String, String)>,
+    /// The event.
+    pub event: EventSummary,
+    /// The follow-ups.
+    pub follow_ups: FollowUpReport,
+    /// Compactions run.
+    pub compactions: Vec<Compaction>,
+    /// Bytes freed by garbage collection.
+    pub gc_freed_bytes: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct Probe {
+    #[serde(rename = "Records", default)]
+    records: Vec<ProbeRecord>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProbeRecord {
+    #[serde(rename = "eventSource", alias = "EventSource", default)]
+    source: Option<String>,
+}
+
+/// The writer's side of the pipeline; see the module documentation.
+pub struct Compactor<'a> {
+    store: &'a Store,
+    runs: &'a dyn RunSource,
+    reporter: &'a mut dyn RunReporter,
+    options: CompactorOptions,
+}
+
+impl<'a> Compactor<'a> {
+    /// A compactor over a store opened as writer.
+    pub fn new(
+        store: &'a Store,
+        runs: &'a dyn RunSource,
+        reporter: &'a mut dyn RunReporter,
+        options: CompactorOptions,
+    ) -> Compactor<'a> {
+        Compactor {
+            store,
+            runs,
+            reporter,
+            options,
+        }
+    }
+
+    /// Handle one invocation: `event` is a DynamoDB stream event, an SQS event of
+    /// StreamMessages, or anything else (`{}`, a schedule): then only the inbox, the
+    /// follow-ups, compaction and GC.
+    pub fn handle(&mut self, event: &[u8]) -> Result<CompactorOutcome, LambdaError> {
+        let kind = event_kind(event)?;
+        let mut out = CompactorOutcome {
+            created: ensure_collections(self.store, self.options.quantization)?,
+            ..CompactorOutcome::default()
+        };
+        self.ingest(&mut out)?;
+        out.event = match kind {
+            EventKind::Dynamodb => self.apply_dynamodb(event)?,
+            EventKind::Sqs => {
+                let (summary, response) = self.apply_sqs(event)?;
+                out.response = Some(response);
+                summary
+            }
+            EventKind::None => EventSummary {
+                kind: "none".into(),
+                ..EventSummary::default()
+            },
+        };
+        out.follow_ups = self.process_follow_ups()?;
+        if self.options.compact {
+            for c in self.store.collections()? {
+                if let Some(r) = self.store.maybe_compact(&c.name)? {
+                    out.compactions.push(Compaction {
+                        collection: c.name,
+                        version: r.version,
+                        deltas_folded: r.deltas_folded,
+                        segments: (r.segments_in, r.segments_out),
+                        rows: r.rows_out,
+                    });
+                }
+            }
+        }
+        if self.options.gc {
+            out.gc_freed_bytes = self.store.gc()?.bytes_freed;
+        }
+        Ok(out)
+    }
+
+    fn ingest(&mut self, out: &mut CompactorOutcome) -> Result<(), LambdaError> {
+        let IngestReport {
+            ingested,
+            already,
+            torn,
+            failed,
+        } = self.store.ingest_inbox()?;
+        out.ingested = ingested
+            .into_iter()
+            .map(|(name, collection, operations, version)| IngestedFile {
+                name,
+                collection,
+                operations,
+                version,
+            })
+            .collect();
+        out.already_ingested = already;
+        out.torn = torn;
+        out.inbox_failed = failed;
+        Ok(())
+    }
+
+    /// Apply translated records directly (their operations carry their seqs), follow-up
+    /// requests included; durable when this returns.
+    pub fn apply_records<'r>(
+        &mut self,
+        records: impl IntoIterator<Item = &'r RecordOps>,
+    ) -> Result<usize, LambdaError> {
+        let ops = BatchOps::collect(records);
+        for (collection, ops) in ops.writes.iter() {
+            self.store.write_sequenced(collection, ops.clone())?;
+        }
+        Ok(ops.len())
+    }
+
+    fn apply_dynamodb(&mut self, event: &[u8]) -> Result<EventSummary, LambdaError> {
+        let batch = parse_event(event)?;
+        let translated = translate_batch(&batch);
+        let mut applied = Vec::new();
+        let mut ignored = 0;
+        for (_, _, t) in &translated.records {
+            match t {
+                Translation::Apply(r) => applied.push(r),
+                Translation::Ignore(_) => ignored += 1,
+            }
+        }
+        self.apply_records(applied.iter().copied())?;
+        Ok(EventSummary {
+            kind: "dynamodb".into(),
+            records: batch.len(),
+            applied: applied.len(),
+            ignored,
+            failures: translated.failures.iter().map(Failure::from).collect(),
+        })
+    }
+
+    /// Work through the pending follow-ups, oldest first: merges, then the recomputations
+    /// (deduplicated per word and receipt), then the done rows are deleted.
+    pub fn process_follow_ups(&mut self) -> Result<FollowUpReport, LambdaError> {
+        let mut report = FollowUpReport::default();
+        let snap = self.store.snapshot(FOLLOW_UPS)?;
+        report.remaining = snap.rows()?.saturating_sub(self.options.max_follow_ups);
+        let rows = snap.get_where(
+            None,
+            Some(self.options.max_follow_ups),
+            0,
+            strata_engine::Include {
+                embeddings: false,
+                documents: false,
+                metadatas: true,
+            },
+        )?;
+        drop(snap);
+        report.pending = rows.len();
+        let mut pending = Vec::with_capacity(rows.len());
+        for r in rows {
+            match followups::decode(&r.id, &r.metadata.unwrap_or_default()) {
+                Ok(p) => pending.push(p),
+                Err(why) => report.bad_rows.push((r.id, why)),
+            }
+        }
+        let mut done: Vec<String> = Vec::new();
+        let mut attempts: Vec<Op> = Vec::new();
+        let mut work = Recomputations::default();
+        for p in &pending {
+            match &p.follow_up {
+                FollowUp::MergeRun(run) => {
+                    let outcome = merge_run(self.store, self.runs, run)?;
+                    let result = run
+                        .complete(&outcome)
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| self.reporter.completed(run, &c).map(|()| c));
+                    match result {
+                        Ok(c) => {
+                            report.merged_runs.push(MergedRun {
+                                run_id: c.run_id,
+                                merged: c
+                                    .merged
+                                    .into_iter()
+                                    .map(|(col, n)| (col.as_str().to_string(), n))
+                                    .collect(),
+                            });
+                            run.after_merge().iter().for_each(|f| work.add(f));
+                            done.push(p.id.clone());
+                        }
+                        Err(error) => {
+                            attempts.push(followups::failed_attempt(p, &error));
+                            report.failed_runs.push(FailedRun {
+                                run_id: run.run_id.clone(),
+                                error,
+                                attempts: p.attempts + 1,
+                            });
+                        }
+                    }
+                }
+                other => {
+                    work.add(other);
+                    done.push(p.id.clone());
+                }
+            }
+        }
+        let reader = StoreState::new(self.store);
+        let mut patches: BTreeMap<&'static str, Vec<Op>> = BTreeMap::new();
+        for f in work.into_list() {
+            report.recomputations += 1;
+            let Some(derived) = run_follow_up(&reader, &f, strata_formats::Seq::ZERO) else {
+                continue;
+            };
+            let derived = derived.map_err(|e| LambdaError::Derive(e.to_string()))?;
+            for s in derived.skipped {
+                report
+                    .skipped_records
+                    .push((s.collection.as_str().to_string(), s.id, s.reason));
+            }
+            for op in derived.ops {
+                patches
+                    .entry(op.collection.as_str())
+                    .or_default()
+                    .push(op.op.op);
+            }
+        }
+        for (collection, ops) in patches {
+            report.patches += ops.len();
+            // Stamped by the writer: after everything seen, so no late operation reverts it.
+            self.store.write(collection, ops)?;
+        }
+        if !attempts.is_empty() {
+            self.store.write(FOLLOW_UPS, attempts)?;
+        }
+        if !done.is_empty() {
+            report.done = done.len();
+            self.store
+                .write(FOLLOW_UPS, vec![Op::Delete(Target::Ids(done))])?;
+        }
+        Ok(report)
+    }
+}
+
+/// Recomputations of a pass, deduplicated: a receipt-wide label recomputation covers its
+/// words'.
+#[derive(Default)]
+struct Recomputations {
+    receipt_labels: BTreeSet<ReceiptKey>,
+    sections: BTreeSet<ReceiptKey>,
+    words: BTreeSet<strata_stream::WordKey>,
+}
+
+impl Recomputations {
+    fn add(&mut self, f: &FollowUp) {
+        match f {
+            FollowUp::MergeRun(_) => {}
+            FollowUp::RecomputeWordLabels(w) => {
+                self.words.insert(w.clone());
+            }
+            FollowUp::RecomputeReceiptLabels(r) => {
+                self.receipt_labels.insert(r.clone());
+            }
+            FollowUp::RecomputeSections(r) => {
+                self.sections.insert(r.clone());
+            }
+        }
+    }
+
+    fn into_list(self) -> Vec<FollowUp> {
+        let mut out: Vec<FollowUp> = Vec::new();
+        out.extend(
+            self.receipt_labels
+                .iter()
+                .cloned()
+                .map(FollowUp::RecomputeReceiptLabels),
+        );
+        out.extend(
+            self.words
+                .into_iter()
+                .filter(|w| !self.receipt_labels.contains(&w.receipt()))
+                .map(FollowUp::RecomputeWordLabels),
+        );
+        out.extend(self.sections.into_iter().map(FollowUp::RecomputeSections));
+        out
+    }
+}
+
+enum EventKind {
+    Dynamodb,
+    Sqs,
+    None,
+}
+
+fn event_kind(event: &[u8]) -> Result<EventKind, LambdaError> {
+    if event.iter().all(u8::is_ascii_whitespace) {
+        return Ok(EventKind::None);
+    }
+    let probe: Probe = serde_json::from_slice(event).map_err(|e| LambdaError::Event {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let source = probe.records.first().and_then(|r| r.source.as_deref());
+    Ok(match source {
+        Some("aws:sqs") => EventKind::Sqs,
+        Some(_) => EventKind::Dynamodb,
+        None if probe.records.is_empty() => EventKind::None,
+        None => EventKind::Dynamodb,
+    })
+}
+
+impl Compactor<'_> {
+    fn apply_sqs(&mut self, _event: &[u8]) -> Result<(EventSummary, BatchResponse), LambdaError> {
+        Err(LambdaError::Unsupported("SQS events"))
+    }
+}
