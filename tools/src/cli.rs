@@ -309,7 +309,7 @@ Examples:
         /// Exact search: skip the quantized first pass.
         #[arg(long, conflicts_with = "oversample")]
         exact: bool,
-        /// Candidates re-scored per result in the quantized pass (default: 4 for i8, 32
+        /// Candidates re-scored per result in the quantized pass (default: 4 for i8, 200
         /// for 1bit).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
         oversample: Option<u32>,
