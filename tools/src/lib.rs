@@ -18,6 +18,7 @@ pub mod input;
 pub mod lambda;
 pub mod output;
 pub mod progress;
+pub mod workload;
 
 use clap::Parser;
 
