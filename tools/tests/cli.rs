@@ -1006,6 +1006,9 @@ fn help_covers_every_command_with_examples() {
         "query",
         "inspect",
         "verify",
+        "ingest-events",
+        "lambda-invoke",
+        "demo",
         "--store",
         "--json",
         "Exit status",
@@ -1020,6 +1023,10 @@ fn help_covers_every_command_with_examples() {
         ("query", "Examples"),
         ("get", "--include"),
         ("create", "--quantize"),
+        ("ingest-events", "--runs"),
+        ("ingest-events", "Examples"),
+        ("lambda-invoke", "compactor"),
+        ("lambda-invoke", "Examples"),
     ] {
         let o = ok(dir.path(), &[cmd, "--help"]);
         assert!(
@@ -1028,4 +1035,218 @@ fn help_covers_every_command_with_examples() {
             o.stdout
         );
     }
+}
+
+/// A small generated receipt workload written as event files, with its run deltas.
+fn workload_files(dir: &Path) -> (strata_cli::workload::Workload, Vec<PathBuf>, PathBuf) {
+    let w = strata_cli::workload::Workload::generate(&strata_cli::workload::WorkloadConfig {
+        receipts: 4,
+        seed: 2,
+        records_per_event: 200,
+        edit_rounds: 1,
+    });
+    let runs = dir.join("runs");
+    w.write_run_files(&runs).unwrap();
+    let events = w
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let p = dir.join(format!("event-{i:03}.json"));
+            std::fs::write(&p, e).unwrap();
+            p
+        })
+        .collect();
+    (w, events, runs)
+}
+
+/// Two `get --json` outputs hold the same records; the message names the differing keys.
+fn assert_same_records(a: &Value, b: &Value) {
+    let by_id = |v: &Value| -> BTreeMap<String, Value> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["id"].as_str().unwrap().to_string(), r.clone()))
+            .collect()
+    };
+    let (a, b) = (by_id(a), by_id(b));
+    let mut diffs = Vec::new();
+    for id in a.keys().chain(b.keys()) {
+        match (a.get(id), b.get(id)) {
+            (Some(x), Some(y)) if x != y => {
+                let keys: Vec<&String> = x["metadata"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .chain(y["metadata"].as_object().unwrap().keys())
+                    .filter(|k| x["metadata"][k.as_str()] != y["metadata"][k.as_str()])
+                    .collect();
+                diffs.push(format!("{id}: {keys:?}"));
+            }
+            (Some(_), None) | (None, Some(_)) => diffs.push(format!("{id}: only on one side")),
+            _ => {}
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} records differ:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+fn words_of(store: &Path) -> Value {
+    ok(
+        store,
+        &["--json", "get", "words", "--include", "metadatas,documents"],
+    )
+    .json()
+}
+
+#[test]
+fn ingest_events_and_lambda_invoke_run_the_receipt_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (w, events, runs) = workload_files(dir.path());
+    let paths: Vec<&str> = events.iter().map(|p| s(p)).collect();
+
+    // The stream Lambda then the compactor Lambda, locally.
+    let piped = dir.path().join("piped");
+    for (i, e) in paths.iter().enumerate() {
+        let o = ok(
+            &piped,
+            &[
+                "lambda-invoke",
+                "stream",
+                e,
+                "--request-id",
+                &format!("req-{i}"),
+            ],
+        );
+        assert_eq!(o.stdout.trim(), r#"{"batchItemFailures":[]}"#);
+        assert!(o.stderr.contains("inbox file"), "{}", o.stderr);
+    }
+    let inbox = std::fs::read_dir(piped.join("inbox")).unwrap().count();
+    assert!(inbox >= events.len(), "{inbox} inbox files");
+    let schedule = write(dir.path(), "schedule.json", "{}");
+    let o = ok(
+        &piped,
+        &[
+            "--json",
+            "lambda-invoke",
+            "compactor",
+            s(&schedule),
+            "--runs",
+            s(&runs),
+        ],
+    );
+    let out = o.json();
+    assert_eq!(out["ingested"].as_array().unwrap().len(), inbox);
+    assert_eq!(
+        out["follow_ups"]["merged_runs"].as_array().unwrap().len(),
+        w.runs.len()
+    );
+    assert_eq!(out["follow_ups"]["failed_runs"], json!([]));
+
+    // The same events through ingest-events give the same words.
+    let direct = dir.path().join("direct");
+    let mut args = vec!["ingest-events", "--runs", s(&runs)];
+    args.extend(paths.iter().copied());
+    let o = ok(&direct, &args);
+    assert!(o.stdout.contains("runs merged"), "{}", o.stdout);
+    let present = &w.expected.receipts[0].receipt;
+    let filter =
+        json!({"$and": [{"image_id": present.image_id}, {"receipt_id": present.receipt_id}]});
+    let n = ok(
+        &direct,
+        &["--json", "count", "words", "--where", &filter.to_string()],
+    )
+    .json();
+    assert!(n["count"].as_u64().unwrap() > 0, "{n}");
+    assert_same_records(&words_of(&piped), &words_of(&direct));
+    ok(&direct, &["verify"]);
+
+    // Ingesting the same files again changes nothing (every operation carries its seq).
+    let before = words_of(&direct);
+    ok(&direct, &args);
+    assert_same_records(&before, &words_of(&direct));
+}
+
+#[test]
+fn bad_events_are_reported_with_where_and_change_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, events, runs) = workload_files(dir.path());
+    let store = dir.path().join("store");
+    // Not JSON: nothing is written, not even a store.
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        "{\"Records\": [\n  {\"eventName\": ",
+    );
+    let o = fails(
+        &store,
+        &["ingest-events", s(&events[0]), s(&bad)],
+        1,
+        "bad.json",
+    );
+    assert!(o.stderr.contains("line 2"), "{}", o.stderr);
+    assert!(!store.exists(), "a failed ingest-events created nothing");
+    fails(&store, &["ingest-events"], 2, "FILE");
+    fails(
+        &store,
+        &["lambda-invoke", "sideways", s(&events[0])],
+        2,
+        "sideways",
+    );
+    let missing = dir.path().join("nope.json");
+    fails(
+        &store,
+        &["lambda-invoke", "stream", s(&missing)],
+        1,
+        "nope.json",
+    );
+    let o = fails(
+        &store,
+        &["lambda-invoke", "compactor", s(&bad)],
+        1,
+        "bad.json",
+    );
+    assert!(o.stderr.contains("line 2"), "{}", o.stderr);
+    assert!(
+        !store.exists(),
+        "a compactor given a bad event creates nothing"
+    );
+    let huge = dir.path().join("huge.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(17 << 20)
+        .unwrap();
+    fails(&store, &["ingest-events", s(&huge)], 1, "larger than");
+
+    // One bad record among good ones: the good ones are applied, the bad one is named.
+    let mut event: Value = serde_json::from_slice(&std::fs::read(&events[0]).unwrap()).unwrap();
+    let records = event["Records"].as_array_mut().unwrap();
+    let victim = records[1]["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    records[1]["dynamodb"]["NewImage"] = json!({"PK": {"S": 12}});
+    records[1]["dynamodb"]["Keys"] = json!({"PK": {"Q": "x"}});
+    let one_bad = write(dir.path(), "one-bad.json", &event.to_string());
+    let o = fails(
+        &store,
+        &["ingest-events", "--runs", s(&runs), s(&one_bad)],
+        1,
+        "record 1",
+    );
+    assert!(o.stderr.contains(&victim), "{}", o.stderr);
+    assert!(o.stderr.contains("1 problem"), "{}", o.stderr);
+    // The stream Lambda answers the bad record as a batch item failure.
+    let o = run(&store, &["lambda-invoke", "stream", s(&one_bad)]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let response: Value = serde_json::from_str(o.stdout.trim()).unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": victim}]})
+    );
 }

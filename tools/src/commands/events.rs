@@ -158,9 +158,6 @@ pub fn invoke(
     request_id: Option<String>,
 ) -> CliResult<i32> {
     let bytes = read_event(event)?;
-    if role == Role::Compactor {
-        ctx.require_store()?;
-    }
     let mut settings = Settings::for_store(&ctx.store);
     if let Some(r) = runs {
         settings.runs = r;

@@ -472,13 +472,13 @@ impl Recomputations {
     }
 }
 
-enum EventKind {
+pub(crate) enum EventKind {
     Dynamodb,
     Sqs,
     None,
 }
 
-fn event_kind(event: &[u8]) -> Result<EventKind, LambdaError> {
+pub(crate) fn event_kind(event: &[u8]) -> Result<EventKind, LambdaError> {
     if event.iter().all(u8::is_ascii_whitespace) {
         return Ok(EventKind::None);
     }

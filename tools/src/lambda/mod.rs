@@ -173,6 +173,8 @@ pub fn invoke(
             process_stream_event(&settings.store, &producer, event).map(Outcome::Stream)
         }
         Role::Compactor => {
+            // An unreadable event fails before the store is opened (or created).
+            compactor::event_kind(event)?;
             let store = Store::open(&settings.store, StoreOptions::default())?;
             let runs = LocalRuns::new(&settings.runs);
             let options = CompactorOptions {
