@@ -1,6 +1,7 @@
 //! Derived metadata, recomputed from current state: a word's and a row's label metadata
 //! from the `labels` rows, a row's `section_label` from the `sections` rows
-//! (seed-system §3.2, §3.3, §3.5, §3.6).
+//! (seed-system §3.2, §3.3, §3.5, §3.6), and the place keys of a receipt's rows and words
+//! from its `places` row (§3.4).
 //!
 //! The writer runs these for the follow-ups of [`crate::ops`] after applying a record's
 //! operations, through a small [`StateReader`]. Each function returns only the patches
@@ -23,6 +24,15 @@
 //! (status rank VALID 2 > PENDING 1 > other 0, then confidence, null = 0), the first in
 //! section-type order on an exact tie; a row takes the plurality section of its lines, and
 //! nothing on a tie or with no mapped line.
+//!
+//! Places ([`recompute_place`]): the receipt's records must carry the place keys
+//! ([`PLACE_KEYS`]) exactly as [`crate::ops::place_patch`] sets and unsets them for the
+//! place of its `places` row. Without a row nothing is rewritten: a place REMOVE unsets the
+//! keys through its own patch, and a store migrated from the seed (or fed by the seed's SQS
+//! messages, which never carry a whole place) has no rows yet, so "no row" must not mean
+//! "no place" — it would wipe every merchant name at the next merge. The timestamps of the
+//! stream's place patches (`last_place_update`, `place_removed_at`) are not restored: they
+//! say when a patch was applied, and the row does not keep them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,7 +40,7 @@ use strata_formats::{Filter, MetaValue, Metadata, Operation, Patch, Seq, Target}
 
 use crate::entity::{ReceiptKey, WordKey};
 use crate::ids;
-use crate::ops::{Collection, CollectionOp, FollowUp};
+use crate::ops::{Collection, CollectionOp, FollowUp, PLACE_KEYS};
 
 /// The CORE labels (`receipt_dynamo/constants.py`): the only ones the arrays and row
 /// statuses count.
@@ -648,6 +658,73 @@ where
     Ok(out)
 }
 
+/// The place keys a receipt's records must carry, from its `places` row (`None`: no place,
+/// every key unset). The row holds exactly what [`crate::ops::place_patch`] sets
+/// ([`crate::ops::place_row_metadata`]), so a key absent from it is one the patch unsets.
+pub fn place_values(row: Option<&Metadata>) -> Desired {
+    PLACE_KEYS
+        .iter()
+        .map(|&k| (k, row.and_then(|m| m.get(k)).cloned()))
+        .collect()
+}
+
+/// Rewrite the place keys of a receipt's `lines` and `words` records from its `places` row
+/// (see the module documentation): only records whose keys differ are patched, records
+/// needing the same change share one patch by id list.
+pub fn recompute_place<R: StateReader>(
+    reader: &R,
+    receipt: &ReceiptKey,
+    seq: Seq,
+) -> Result<Derived, DeriveError<R::Error>>
+where
+    R::Error: std::error::Error + 'static,
+{
+    let reads = Reads { reader };
+    let mut out = Derived::default();
+    let filter = ids::receipt_filter(&receipt.image_id, receipt.receipt_id);
+    let row_id = ids::place_row_id(&receipt.image_id, receipt.receipt_id);
+    let mut row = None;
+    for (id, meta) in reads.get(Collection::Places, &filter)? {
+        if id == row_id {
+            row = Some(meta);
+        } else {
+            out.skipped.push(SkippedRow {
+                collection: Collection::Places,
+                id,
+                reason: format!("not the receipt's place row {row_id}"),
+            });
+        }
+    }
+    let Some(row) = row else {
+        // No row: nothing known about the place (see the module documentation).
+        return Ok(out);
+    };
+    let desired = place_values(Some(&row));
+    for collection in [Collection::Lines, Collection::Words] {
+        // Records needing the same change, in id order; few distinct changes per receipt.
+        let mut groups: Vec<(KeyChanges, Vec<String>)> = Vec::new();
+        for (id, meta) in reads.get(collection, &filter)? {
+            let c = diff(&meta, &desired);
+            if c.set.is_empty() && c.unset.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|(g, _)| *g == c) {
+                Some((_, ids)) => ids.push(id),
+                None => groups.push((c, vec![id])),
+            }
+        }
+        for (c, mut record_ids) in groups {
+            let target = if record_ids.len() == 1 {
+                Target::Id(record_ids.remove(0))
+            } else {
+                Target::Ids(record_ids)
+            };
+            out.ops.push(patch(collection, seq, target, c));
+        }
+    }
+    Ok(out)
+}
+
 /// Run a recomputation follow-up; `None` for [`FollowUp::MergeRun`], which is the engine's.
 pub fn run_follow_up<R: StateReader>(
     reader: &R,
@@ -662,6 +739,7 @@ where
         FollowUp::RecomputeWordLabels(w) => recompute_word_labels(reader, w, seq),
         FollowUp::RecomputeReceiptLabels(r) => recompute_receipt_labels(reader, r, seq),
         FollowUp::RecomputeSections(r) => recompute_sections(reader, r, seq),
+        FollowUp::RecomputePlace(r) => recompute_place(reader, r, seq),
     })
 }
 
@@ -702,6 +780,307 @@ mod tests {
         assert_eq!(row_section(&[1, 2], &map), None, "1-1 tie");
         assert_eq!(row_section(&[9], &map), None, "no mapped line");
         assert_eq!(row_section(&[1, 9], &map).as_deref(), Some("A"));
+    }
+
+    // ---- places ----
+
+    /// Collections of rows by id, read with the filter.
+    #[derive(Default)]
+    struct Rows(BTreeMap<&'static str, BTreeMap<String, Metadata>>);
+
+    impl StateReader for Rows {
+        type Error = std::convert::Infallible;
+        fn get_where(
+            &self,
+            collection: &str,
+            filter: &Filter,
+        ) -> Result<Vec<(String, Metadata)>, Self::Error> {
+            Ok(self.0.get(collection).map_or_else(Vec::new, |c| {
+                c.iter()
+                    .rev() // the reader's order must not matter
+                    .filter(|(_, m)| filter.matches(m))
+                    .map(|(id, m)| (id.clone(), m.clone()))
+                    .collect()
+            }))
+        }
+    }
+
+    impl Rows {
+        fn put(&mut self, c: Collection, id: String, m: Metadata) {
+            self.0.entry(c.as_str()).or_default().insert(id, m);
+        }
+
+        fn apply(&mut self, derived: &Derived) {
+            for op in &derived.ops {
+                let strata_formats::Op::Patch(p) = &op.op.op else {
+                    panic!("recomputes only patch: {op:?}")
+                };
+                let ids = match &p.target {
+                    Target::Id(id) => vec![id.clone()],
+                    Target::Ids(ids) => ids.clone(),
+                    Target::Where(_) => panic!("by id"),
+                };
+                let col = self.0.get_mut(op.collection.as_str()).unwrap();
+                for id in ids {
+                    apply(
+                        col.get_mut(&id).unwrap(),
+                        &KeyChanges {
+                            set: p.set.clone(),
+                            unset: p.unset.clone(),
+                        },
+                    );
+                }
+            }
+        }
+
+        fn get(&self, c: Collection, id: &str) -> &Metadata {
+            &self.0[c.as_str()][id]
+        }
+    }
+
+    fn text(v: &str) -> MetaValue {
+        MetaValue::Str(v.into())
+    }
+
+    const IMG: &str = "img";
+
+    fn receipt(r: u32) -> ReceiptKey {
+        ReceiptKey {
+            image_id: IMG.into(),
+            receipt_id: r,
+        }
+    }
+
+    fn ident(r: u32, extra: &[(&str, MetaValue)]) -> Metadata {
+        let mut m = Metadata::new();
+        m.insert("image_id".into(), text(IMG));
+        m.insert("receipt_id".into(), MetaValue::Int(i64::from(r)));
+        for (k, v) in extra {
+            m.insert(k.to_string(), v.clone());
+        }
+        m
+    }
+
+    fn place(r: u32, phone: Option<&str>) -> crate::entity::ReceiptPlace {
+        crate::entity::ReceiptPlace {
+            receipt: receipt(r),
+            merchant_name: Some("  vons market ".into()),
+            merchant_category: Some("grocery_store".into()),
+            formatted_address: Some("2800 E Thousand Oaks Blvd".into()),
+            phone_number: phone.map(str::to_string),
+            place_id: Some("ChIJ123".into()),
+        }
+    }
+
+    /// Receipt 1: two rows and three words as a run leaves them (embed-time
+    /// `merchant_name` only; words without a place at embed time carry `""`); receipt 2:
+    /// one word with its own place keys.
+    fn merged(merchant: &str) -> Rows {
+        let mut rows = Rows::default();
+        for l in [1, 3] {
+            rows.put(
+                Collection::Lines,
+                ids::line_id(IMG, 1, l),
+                ident(
+                    1,
+                    &[
+                        ("line_id", MetaValue::Int(i64::from(l))),
+                        ("merchant_name", text(merchant)),
+                    ],
+                ),
+            );
+        }
+        for w in 1..=3 {
+            rows.put(
+                Collection::Words,
+                ids::word_id(IMG, 1, 1, w),
+                ident(
+                    1,
+                    &[
+                        ("word_id", MetaValue::Int(i64::from(w))),
+                        ("merchant_name", text(merchant)),
+                    ],
+                ),
+            );
+        }
+        rows.put(
+            Collection::Words,
+            ids::word_id(IMG, 2, 1, 1),
+            ident(
+                2,
+                &[("merchant_name", text("Other")), ("place_id", text("p2"))],
+            ),
+        );
+        rows
+    }
+
+    /// The place keys of a record, as `place_patch` would leave them.
+    fn assert_place_keys(m: &Metadata, p: Option<&crate::entity::ReceiptPlace>) {
+        let (set, unset) = crate::ops::place_patch(p);
+        for (k, v) in &set {
+            assert_eq!(m.get(k), Some(v), "{k}");
+        }
+        for k in &unset {
+            assert!(!m.contains_key(k), "{k} should be unset: {m:?}");
+        }
+    }
+
+    // Bug: a place written before its receipt's run was replaced by the run's records
+    // (embed-time `merchant_name` only). The place row puts every key back, one patch per
+    // collection for records needing the same change, and nothing once they agree.
+    #[test]
+    fn place_keys_come_back_from_the_place_row() {
+        let mut rows = merged("Vons Market");
+        let p = place(1, Some("(805) 495-5311"));
+        rows.put(
+            Collection::Places,
+            ids::place_row_id(IMG, 1),
+            crate::ops::place_row_metadata(&p),
+        );
+        let seq = Seq::from(7u64);
+        let d = recompute_place(&rows, &receipt(1), seq).unwrap();
+        assert!(d.skipped.is_empty());
+        assert_eq!(d.ops.len(), 2, "{:#?}", d.ops);
+        for (op, (collection, n)) in d
+            .ops
+            .iter()
+            .zip([(Collection::Lines, 2), (Collection::Words, 3)])
+        {
+            assert_eq!(op.collection, collection);
+            assert_eq!(op.op.seq, seq);
+            let strata_formats::Op::Patch(patch) = &op.op.op else {
+                panic!()
+            };
+            let Target::Ids(ids) = &patch.target else {
+                panic!("{:?}", patch.target)
+            };
+            assert_eq!(ids.len(), n);
+            assert!(
+                !patch.set.contains_key("merchant_name"),
+                "unchanged keys are not rewritten"
+            );
+            assert_eq!(patch.set.len(), 4);
+            assert!(patch.unset.is_empty());
+        }
+        rows.apply(&d);
+        for id in [ids::line_id(IMG, 1, 1), ids::line_id(IMG, 1, 3)] {
+            assert_place_keys(rows.get(Collection::Lines, &id), Some(&p));
+        }
+        for w in 1..=3 {
+            assert_place_keys(
+                rows.get(Collection::Words, &ids::word_id(IMG, 1, 1, w)),
+                Some(&p),
+            );
+        }
+        let other = rows.get(Collection::Words, &ids::word_id(IMG, 2, 1, 1));
+        assert_eq!(
+            other.get("place_id"),
+            Some(&text("p2")),
+            "other receipt untouched"
+        );
+        assert!(recompute_place(&rows, &receipt(1), seq)
+            .unwrap()
+            .ops
+            .is_empty());
+
+        // A later place without a phone: only the phone goes.
+        let q = place(1, None);
+        rows.put(
+            Collection::Places,
+            ids::place_row_id(IMG, 1),
+            crate::ops::place_row_metadata(&q),
+        );
+        let d = recompute_place(&rows, &receipt(1), seq).unwrap();
+        for op in &d.ops {
+            let strata_formats::Op::Patch(patch) = &op.op.op else {
+                panic!()
+            };
+            assert!(patch.set.is_empty());
+            assert_eq!(patch.unset, ["phone_number"]);
+        }
+        rows.apply(&d);
+        assert_place_keys(
+            rows.get(Collection::Words, &ids::word_id(IMG, 1, 1, 2)),
+            Some(&q),
+        );
+    }
+
+    // No place row (never placed, removed, or a store migrated from the seed without
+    // rows): nothing is rewritten, whatever the records hold.
+    #[test]
+    fn without_a_place_row_nothing_is_rewritten() {
+        for merchant in ["", "Stale Name"] {
+            let rows = merged(merchant);
+            assert!(recompute_place(&rows, &receipt(1), Seq::ZERO)
+                .unwrap()
+                .ops
+                .is_empty());
+        }
+    }
+
+    // Records in different states get different patches; each record gets only its own
+    // differences; a foreign row of the receipt in `places` is reported, not used.
+    #[test]
+    fn records_needing_different_changes_get_their_own_patches() {
+        let mut rows = merged("Vons Market");
+        let p = place(1, Some("1"));
+        rows.put(
+            Collection::Places,
+            ids::place_row_id(IMG, 1),
+            crate::ops::place_row_metadata(&p),
+        );
+        rows.put(
+            Collection::Places,
+            "stray".into(),
+            ident(1, &[("merchant_name", text("X"))]),
+        );
+        // Word 3 already up to date, word 2 with a stale phone.
+        let (set, _) = crate::ops::place_patch(Some(&p));
+        let w3 = rows
+            .0
+            .get_mut("words")
+            .unwrap()
+            .get_mut(&ids::word_id(IMG, 1, 1, 3))
+            .unwrap();
+        w3.extend(set.clone());
+        let w2 = rows
+            .0
+            .get_mut("words")
+            .unwrap()
+            .get_mut(&ids::word_id(IMG, 1, 1, 2))
+            .unwrap();
+        w2.extend(set);
+        w2.insert("phone_number".into(), text("2"));
+        let d = recompute_place(&rows, &receipt(1), Seq::ZERO).unwrap();
+        assert_eq!(d.skipped.len(), 1);
+        assert_eq!(d.skipped[0].id, "stray");
+        let words: Vec<&CollectionOp> = d
+            .ops
+            .iter()
+            .filter(|o| o.collection == Collection::Words)
+            .collect();
+        assert_eq!(words.len(), 2, "{words:#?}");
+        let targets: Vec<Target> = words
+            .iter()
+            .map(|o| match &o.op.op {
+                strata_formats::Op::Patch(p) => p.target.clone(),
+                _ => panic!(),
+            })
+            .collect();
+        assert!(targets.contains(&Target::Id(ids::word_id(IMG, 1, 1, 1))));
+        assert!(targets.contains(&Target::Id(ids::word_id(IMG, 1, 1, 2))));
+        rows.apply(&d);
+        for w in 1..=3 {
+            assert_place_keys(
+                rows.get(Collection::Words, &ids::word_id(IMG, 1, 1, w)),
+                Some(&p),
+            );
+        }
+        let ff = run_follow_up(&rows, &FollowUp::RecomputePlace(receipt(1)), Seq::ZERO);
+        assert!(
+            ff.unwrap().unwrap().ops.is_empty(),
+            "wired into run_follow_up"
+        );
     }
 
     fn label() -> impl Strategy<Value = LabelView> {

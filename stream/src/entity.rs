@@ -1,12 +1,37 @@
 //! Receipt entities: detection from the DynamoDB keys, typed parsing of stream images, and
 //! change detection over the fields that matter (seed-system §2.1, §2.3, §2.5).
 //!
-//! Every receipt entity has `PK = IMAGE#{image_id}`; its type comes from the sort key by
-//! ordered, case-sensitive rules (the first that matches wins), see [`EntityType::detect`].
-//! Identity (image, receipt, line, word, label, section type, run id) is read from the keys;
-//! the other fields from the image. Parsing is lenient where the seed's items vary (a field
+//! Every receipt entity has `PK = IMAGE#{image_id}`; its type comes from the sort key alone,
+//! by the exact, case-sensitive shape of each entity's key (seed §2.1's table), see
+//! [`EntityType::detect`]. Identity (image, receipt, line, word, label, section type, run
+//! id) is read from the keys; the other fields from the image. Parsing is lenient where the seed's items vary (a field
 //! may be absent or `NULL`; numbers may come as `N` or a set) and strict about types: a
 //! field of the wrong DynamoDB type is an [`EntityError`] naming the entity and field.
+//!
+//! # Deviation from the seed's detection
+//!
+//! The seed detects by ordered substring rules (§2.1: contains `#PLACE`, contains `#LABEL#`,
+//! contains `#SECTION#`, ends with `#SUMMARY`, contains `#COMPACTION_RUN#`, contains `#WORD#`
+//! and `#LINE#`, contains `#LINE#`, `RECEIPT#` with one `#`). Other real items of the same
+//! table live under the same keys and match those rules: RECEIPT_LETTER
+//! (`RECEIPT#00001#LINE#00001#WORD#00001#LETTER#00001`), word and line embedding items
+//! (`…#WORD#00001#EMBEDDING`, `…#LINE#00001#EMBEDDING`), SPATIAL_ANALYSIS
+//! (`…#WORD#00045#SPATIAL_ANALYSIS`), RECEIPT_WORD_LABEL_COVE_VERIFICATION
+//! (`…#LABEL#TOTAL#COVE`) and image-level OCR items (`LINE#00001#WORD#00001#…`). The seed
+//! only sends a superfluous message for them; strata mirrors the items themselves, so a
+//! letter's REMOVE taken for its word's would delete the word's vector and a CoVe item's
+//! INSERT taken for its label's would overwrite the label row. Detection therefore requires
+//! the whole key: the segment count, the literal segment names and numeric ids
+//! ([`EntityType::detect`] lists the shapes). The shapes are disjoint, so the seed's rule
+//! order no longer decides anything. Every answer that differs from the seed's is pinned by
+//! a test against the seed's rules (one per misread item type, `a_letter_is_not_a_word`
+//! and the next ones, and `detection_follows_the_ordered_rules`): besides the items above,
+//! a label whose name contains `PLACE` is a label (the seed's rule 1 made it a place), a
+//! section type containing `#` is nothing, and a key with a non-numeric receipt, line or
+//! word segment is nothing (it used to fail to parse: a record retried until
+//! dead-lettered). The items'
+//! `TYPE` attribute is not consulted: the keys alone decide (a REMOVE is translated from
+//! its `Keys`, which carry no `TYPE`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -38,7 +63,7 @@ pub enum EntityType {
 }
 
 impl EntityType {
-    /// Every type, in detection-rule order.
+    /// Every type, in the seed's detection-rule order (§2.1).
     pub const ALL: [EntityType; 8] = [
         EntityType::ReceiptPlace,
         EntityType::ReceiptWordLabel,
@@ -50,30 +75,52 @@ impl EntityType {
         EntityType::Receipt,
     ];
 
-    /// The entity type of a sort key (seed §2.1), `None` for anything else. Rules, in order:
-    /// contains `#PLACE`; contains `#LABEL#`; contains `#SECTION#`; ends with `#SUMMARY`;
-    /// contains `#COMPACTION_RUN#`; contains `#WORD#` and `#LINE#`; contains `#LINE#`;
-    /// starts with `RECEIPT#` and holds exactly one `#`.
+    /// The entity type of a sort key, `None` for anything else (ignored, acknowledged).
+    ///
+    /// The whole key must have the entity's shape (seed §2.1's table; `n` is a non-empty
+    /// run of ASCII digits, `X` a non-empty segment without `#`):
+    ///
+    /// | shape | type |
+    /// |---|---|
+    /// | `RECEIPT#n` | RECEIPT |
+    /// | `RECEIPT#n#LINE#n` | RECEIPT_LINE |
+    /// | `RECEIPT#n#LINE#n#WORD#n` | RECEIPT_WORD |
+    /// | `RECEIPT#n#LINE#n#WORD#n#LABEL#X` | RECEIPT_WORD_LABEL |
+    /// | `RECEIPT#n#PLACE` | RECEIPT_PLACE |
+    /// | `RECEIPT#n#SECTION#X` | RECEIPT_SECTION |
+    /// | `RECEIPT#n#SUMMARY` | RECEIPT_SUMMARY |
+    /// | `RECEIPT#{any}#COMPACTION_RUN#{any}` | COMPACTION_RUN |
+    ///
+    /// A run's receipt segment and run id are not checked here: the seed reads them with
+    /// fallbacks to the image (§2.5), which [`Entity::parse`] keeps. Anything longer (a
+    /// letter, an embedding, a spatial analysis or a CoVe verification under a word, line
+    /// or label key) is not a receipt entity: see the module documentation.
     pub fn detect(sk: &str) -> Option<EntityType> {
-        if sk.contains("#PLACE") {
-            Some(EntityType::ReceiptPlace)
-        } else if sk.contains("#LABEL#") {
-            Some(EntityType::ReceiptWordLabel)
-        } else if sk.contains("#SECTION#") {
-            Some(EntityType::ReceiptSection)
-        } else if sk.ends_with("#SUMMARY") {
-            Some(EntityType::ReceiptSummary)
-        } else if sk.contains("#COMPACTION_RUN#") {
-            Some(EntityType::CompactionRun)
-        } else if sk.contains("#WORD#") && sk.contains("#LINE#") {
-            Some(EntityType::ReceiptWord)
-        } else if sk.contains("#LINE#") {
-            Some(EntityType::ReceiptLine)
-        } else if sk.starts_with("RECEIPT#") && sk.matches('#').count() == 1 {
-            Some(EntityType::Receipt)
-        } else {
-            None
+        fn num(s: &str) -> bool {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
         }
+        let parts: Vec<&str> = sk.split('#').collect();
+        let ["RECEIPT", receipt, rest @ ..] = parts.as_slice() else {
+            return None;
+        };
+        if let ["COMPACTION_RUN", _] = rest {
+            return Some(EntityType::CompactionRun);
+        }
+        if !num(receipt) {
+            return None;
+        }
+        Some(match rest {
+            [] => EntityType::Receipt,
+            ["PLACE"] => EntityType::ReceiptPlace,
+            ["SUMMARY"] => EntityType::ReceiptSummary,
+            ["SECTION", t] if !t.is_empty() => EntityType::ReceiptSection,
+            ["LINE", l] if num(l) => EntityType::ReceiptLine,
+            ["LINE", l, "WORD", w] if num(l) && num(w) => EntityType::ReceiptWord,
+            ["LINE", l, "WORD", w, "LABEL", x] if num(l) && num(w) && !x.is_empty() => {
+                EntityType::ReceiptWordLabel
+            }
+            _ => return None,
+        })
     }
 
     /// The seed's name (`RECEIPT_WORD_LABEL`, ...).
@@ -787,7 +834,8 @@ pub(crate) mod tests {
     }
 
     // Seed §8.1: SK detection for every pattern, PLACE/label/COMPACTION_RUN variants,
-    // `#SECTION#SUMMARY` is a section, empty and lowercase SKs are unknown.
+    // `#SECTION#SUMMARY` is a section, empty and lowercase SKs are unknown; the two cases
+    // where the exact shape answers differently from the seed's rule order are marked.
     #[test]
     fn detection_follows_the_ordered_rules() {
         use EntityType::*;
@@ -803,10 +851,11 @@ pub(crate) mod tests {
                 "RECEIPT#00001#LINE#00002#WORD#00003#LABEL#SUBTOTAL",
                 Some(ReceiptWordLabel),
             ),
-            // "#PLACE" is rule 1: it wins even inside a label name (the seed's order).
+            // The seed's rule 1 ("#PLACE" anywhere) made this a place; the exact shape makes
+            // it the label it is.
             (
                 "RECEIPT#00001#LINE#00002#WORD#00003#LABEL#PLACE_X",
-                Some(ReceiptPlace),
+                Some(ReceiptWordLabel),
             ),
             ("RECEIPT#00001#PLACE", Some(ReceiptPlace)),
             ("RECEIPT#00001#SECTION#ITEMS", Some(ReceiptSection)),
@@ -814,8 +863,10 @@ pub(crate) mod tests {
             ("RECEIPT#00001#SUMMARY", Some(ReceiptSummary)),
             ("RECEIPT#00001#COMPACTION_RUN#abc", Some(CompactionRun)),
             ("RECEIPT#00001#COMPACTION_RUN#", Some(CompactionRun)),
-            // A section of any type is a section, not a word/line.
-            ("RECEIPT#00001#SECTION#LINE#", Some(ReceiptSection)),
+            // A section type is one segment (the seed's rule 3 took any "#SECTION#" key).
+            ("RECEIPT#00001#SECTION#LINE", Some(ReceiptSection)),
+            ("RECEIPT#00001#SECTION#LINE#", None),
+            ("RECEIPT#00001#SECTION#", None),
             ("RECEIPT#00001#WORD#00003", None),
             ("", None),
             ("receipt#00001", None),
@@ -829,6 +880,130 @@ pub(crate) mod tests {
         }
         for t in EntityType::ALL {
             assert_eq!(EntityType::parse(t.as_str()), Some(t));
+        }
+    }
+
+    // The items of other types that share the receipts' key space, each of which the
+    // seed's substring rules (§2.1) misread as a receipt entity (module documentation,
+    // "Deviation from the seed's detection"): (sort key, what the seed's rules said).
+    fn assert_not_entities(cases: &[(&str, EntityType)]) {
+        for &(sk, seed) in cases {
+            assert_eq!(seed_detect(sk), Some(seed), "the seed's reading of {sk:?}");
+            assert_eq!(EntityType::detect(sk), None, "{sk:?} is not a {seed}");
+        }
+    }
+
+    /// The seed's ordered substring rules, verbatim (§2.1), to pin what changed.
+    fn seed_detect(sk: &str) -> Option<EntityType> {
+        use EntityType::*;
+        Some(if sk.contains("#PLACE") {
+            ReceiptPlace
+        } else if sk.contains("#LABEL#") {
+            ReceiptWordLabel
+        } else if sk.contains("#SECTION#") {
+            ReceiptSection
+        } else if sk.ends_with("#SUMMARY") {
+            ReceiptSummary
+        } else if sk.contains("#COMPACTION_RUN#") {
+            CompactionRun
+        } else if sk.contains("#WORD#") && sk.contains("#LINE#") {
+            ReceiptWord
+        } else if sk.contains("#LINE#") {
+            ReceiptLine
+        } else if sk.starts_with("RECEIPT#") && sk.matches('#').count() == 1 {
+            Receipt
+        } else {
+            return None;
+        })
+    }
+
+    // RECEIPT_LETTER: the seed took it for its word (a letter REMOVE deleted the word).
+    #[test]
+    fn a_letter_is_not_a_word() {
+        assert_not_entities(&[
+            (
+                "RECEIPT#00001#LINE#00001#WORD#00001#LETTER#00001",
+                EntityType::ReceiptWord,
+            ),
+            (
+                "RECEIPT#00002#LINE#00012#WORD#00045#LETTER#00003",
+                EntityType::ReceiptWord,
+            ),
+        ]);
+    }
+
+    // Word and line embedding items: the seed took them for the word / line.
+    #[test]
+    fn embedding_items_are_not_words_or_lines() {
+        assert_not_entities(&[
+            (
+                "RECEIPT#00001#LINE#00001#WORD#00001#EMBEDDING",
+                EntityType::ReceiptWord,
+            ),
+            (
+                "RECEIPT#00001#LINE#00001#EMBEDDING",
+                EntityType::ReceiptLine,
+            ),
+        ]);
+    }
+
+    // SPATIAL_ANALYSIS items (`…#WORD#{wid}#SPATIAL_ANALYSIS`): the seed took them for words.
+    #[test]
+    fn a_spatial_analysis_is_not_a_word() {
+        assert_not_entities(&[(
+            "RECEIPT#00001#LINE#00012#WORD#00045#SPATIAL_ANALYSIS",
+            EntityType::ReceiptWord,
+        )]);
+    }
+
+    // RECEIPT_WORD_LABEL_COVE_VERIFICATION: the seed took it for the label (its INSERT
+    // overwrote the label row).
+    #[test]
+    fn a_cove_verification_is_not_a_label() {
+        assert_not_entities(&[
+            (
+                "RECEIPT#00001#LINE#00001#WORD#00001#LABEL#TOTAL#COVE",
+                EntityType::ReceiptWordLabel,
+            ),
+            (
+                "RECEIPT#00001#LINE#00002#WORD#00003#LABEL#GRAND_TOTAL#COVE",
+                EntityType::ReceiptWordLabel,
+            ),
+        ]);
+    }
+
+    // Image-level OCR items and other shapes the substring rules matched.
+    #[test]
+    fn other_shapes_are_not_entities() {
+        use EntityType::*;
+        assert_not_entities(&[
+            ("LINE#00001#WORD#00001#LABEL#TOTAL", ReceiptWordLabel),
+            ("IMAGE#00001#LINE#00001", ReceiptLine),
+            ("RECEIPT#00001#PLACE#HISTORY#1", ReceiptPlace),
+            ("RECEIPT#00001#PLACES", ReceiptPlace),
+            ("RECEIPT#00001#LINE#00001#SUMMARY", ReceiptSummary),
+            ("RECEIPT#00001#ANALYSIS#SECTION#X", ReceiptSection),
+            (
+                "RECEIPT#00001#LINE#00001#WORD#00001#COMPACTION_RUN#r",
+                CompactionRun,
+            ),
+            ("RECEIPT#abc#LINE#00001", ReceiptLine),
+            ("RECEIPT#00001#LINE#x#WORD#00001", ReceiptWord),
+            ("RECEIPT#abc", Receipt),
+        ]);
+        // The real entities are still what the seed said.
+        for sk in [
+            "RECEIPT#00001",
+            "RECEIPT#00001#LINE#00002",
+            "RECEIPT#00001#LINE#00002#WORD#00003",
+            "RECEIPT#00001#LINE#00002#WORD#00003#LABEL#TOTAL",
+            "RECEIPT#00001#PLACE",
+            "RECEIPT#00001#SECTION#ITEMS",
+            "RECEIPT#00001#SECTION#SUMMARY",
+            "RECEIPT#00001#SUMMARY",
+            "RECEIPT#00001#COMPACTION_RUN#6b1f0e0c-2c62-4bb8-9d1e-0d5d6f1c1a11",
+        ] {
+            assert_eq!(EntityType::detect(sk), seed_detect(sk), "{sk:?}");
         }
     }
 

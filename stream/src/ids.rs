@@ -11,6 +11,8 @@
 //!
 //! * label row: the word id + `#LABEL#{LABEL}` (the label as in the DynamoDB sort key)
 //! * section row: `IMAGE#{image_id}#RECEIPT#{rid:05}#SECTION#{SECTION_TYPE}`
+//! * place row: `IMAGE#{image_id}#RECEIPT#{rid:05}#PLACE` (one per receipt, like its
+//!   RECEIPT_PLACE item)
 //!
 //! Filters are the seed's: `{"$and":[{"image_id":{"$eq":X}},{"receipt_id":{"$eq":N}}]}`
 //! with `receipt_id` an integer.
@@ -44,6 +46,11 @@ pub fn label_row_id(
 /// Id of a section row in the `sections` collection.
 pub fn section_row_id(image_id: &str, receipt_id: u32, section_type: &str) -> String {
     format!("IMAGE#{image_id}#RECEIPT#{receipt_id:05}#SECTION#{section_type}")
+}
+
+/// Id of a receipt's place row in the `places` collection.
+pub fn place_row_id(image_id: &str, receipt_id: u32) -> String {
+    format!("IMAGE#{image_id}#RECEIPT#{receipt_id:05}#PLACE")
 }
 
 /// The parts of a word or line id.
@@ -149,6 +156,10 @@ mod tests {
             section_row_id("abc", 2, "ITEMS"),
             "IMAGE#abc#RECEIPT#00002#SECTION#ITEMS"
         );
+        let p = place_row_id("abc", 3);
+        assert_eq!(p, "IMAGE#abc#RECEIPT#00003#PLACE");
+        assert_eq!(parse_line_id(&p), None, "a place row id is not a line id");
+        assert_eq!(parse_word_id(&p), None, "a place row id is not a word id");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //!
 //! A Lambda DynamoDB stream event is parsed record by record ([`event`]); each record's
 //! receipt entity is detected from its keys and compared old/new ([`entity`]); the record
-//! becomes strata operations on the `lines`, `words`, `labels` and `sections` collections
-//! plus follow-up requests ([`ops`]) that the writer carries out: delta merges for
+//! becomes strata operations on the `lines`, `words`, `labels`, `sections` and `places`
+//! collections plus follow-up requests ([`ops`]) that the writer carries out: delta merges for
 //! compaction runs and recomputations of derived metadata ([`derive`]). The seed's SQS
 //! message body stays readable and writable ([`message`]) so existing queues keep working,
-//! and [`builders`] produces the records the embedding producer writes, with the ids of
-//! [`ids`] and the normalizers of [`normalize`].
+//! and the compactor turns the seed's SQS batches of those messages into the same
+//! operations ([`sqs`]); [`builders`] produces the records the embedding producer writes,
+//! with the ids of [`ids`] and the normalizers of [`normalize`].
 //!
 //! This crate does no I/O and depends on no engine: it is pure translation.
 
@@ -21,6 +22,7 @@ pub mod ids;
 pub mod message;
 pub mod normalize;
 pub mod ops;
+pub mod sqs;
 
 pub use derive::{Derived, StateReader};
 pub use entity::{Entity, EntityType, FieldChange, ReceiptKey, WordKey};
@@ -31,4 +33,8 @@ pub use event::{
 pub use message::{build_messages, Queue, StreamMessage};
 pub use ops::{
     translate, translate_batch, Collection, CollectionOp, FollowUp, MergeRun, Translation,
+};
+pub use sqs::{
+    dedupe_and_order, parse_sqs_event, translate_message, MessageOpsError, SqsBatch, SqsChange,
+    SqsEventError, SqsRecord, SqsRecordError,
 };

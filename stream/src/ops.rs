@@ -8,10 +8,10 @@
 //! | entity | INSERT / MODIFY | REMOVE |
 //! |---|---|---|
 //! | COMPACTION_RUN | INSERT: [`FollowUp::MergeRun`] (MODIFY ignored) | ignored |
-//! | RECEIPT_PLACE | patch by receipt filter on `lines` and `words` | patch unsetting the place keys |
+//! | RECEIPT_PLACE | patch by receipt filter on `lines` and `words` + upsert the place row in `places` + [`FollowUp::RecomputePlace`] | patch unsetting the place keys + delete the place row + recompute |
 //! | RECEIPT_WORD_LABEL | upsert the label row in `labels` + [`FollowUp::RecomputeWordLabels`] | delete the label row + recompute |
 //! | RECEIPT_SECTION | upsert the section row in `sections` + [`FollowUp::RecomputeSections`] | delete the section row + recompute |
-//! | RECEIPT | ignored (vectors arrive as deltas) | delete by receipt filter in all four collections |
+//! | RECEIPT | ignored (vectors arrive as deltas) | delete by receipt filter in every collection ([`Collection::ALL`]) |
 //! | RECEIPT_LINE | ignored | delete the line (row) id in `lines` |
 //! | RECEIPT_WORD | ignored | delete the word id in `words` |
 //! | RECEIPT_SUMMARY | ignored (not storage) | ignored |
@@ -23,8 +23,24 @@
 //! ([`MergeRun::complete`]), never a silent acknowledgement; a REMOVE needs only the keys,
 //! so an unparseable old image no longer drops it.
 //!
-//! Metadata-only rows (`labels`, `sections`) hold the source item's fields; their ids are
-//! in [`crate::ids`].
+//! Metadata-only rows (`labels`, `sections`, `places`) hold the source item's fields; their
+//! ids are in [`crate::ids`].
+//!
+//! Places: the patches make a place change visible at once and are ordered by seq like any
+//! operation. They are not enough alone: a run merged later replaces the receipt's records
+//! with the embed-time ones (seq of the run's INSERT, after the place's), which carry only
+//! `merchant_name`. The `places` row ([`place_row_metadata`]) keeps the place's current
+//! state, and [`MergeRun::after_merge`] asks for [`FollowUp::RecomputePlace`], which writes
+//! the place keys back from that row ([`crate::derive::recompute_place`]). A place record
+//! asks for it too, as label and section records ask for theirs: a recomputation is stamped
+//! by the writer after everything it has seen, so a place record delivered after it (a
+//! shuffled or retried batch) loses its patches to it; its recomputation, reading the
+//! row the record just wrote (the row itself is ordered by seq), repairs that. In stream
+//! order it finds nothing to change. The row is authoritative: no row means no place, and
+//! the recomputation unsets the place keys. A store that predates `places` therefore needs
+//! its rows backfilled from the RECEIPT_PLACE items, and so does the seed's SQS path, whose
+//! messages never carry a place INSERT (seed §2.2) and whose MODIFYs carry only the changed
+//! fields.
 
 use std::fmt;
 
@@ -54,15 +70,19 @@ pub enum Collection {
     Labels,
     /// Metadata-only mirror of RECEIPT_SECTION items.
     Sections,
+    /// Metadata-only mirror of RECEIPT_PLACE items, one row per receipt
+    /// ([`place_row_metadata`], id [`ids::place_row_id`]).
+    Places,
 }
 
 impl Collection {
-    /// All four, in a fixed order.
-    pub const ALL: [Collection; 4] = [
+    /// All of them, in a fixed order.
+    pub const ALL: [Collection; 5] = [
         Collection::Lines,
         Collection::Words,
         Collection::Labels,
         Collection::Sections,
+        Collection::Places,
     ];
 
     /// The collection's name in the store.
@@ -72,6 +92,7 @@ impl Collection {
             Collection::Words => "words",
             Collection::Labels => "labels",
             Collection::Sections => "sections",
+            Collection::Places => "places",
         }
     }
 
@@ -84,7 +105,7 @@ impl Collection {
     pub fn dims(self) -> usize {
         match self {
             Collection::Lines | Collection::Words => EMBEDDING_DIMS,
-            Collection::Labels | Collection::Sections => 0,
+            Collection::Labels | Collection::Sections | Collection::Places => 0,
         }
     }
 }
@@ -157,8 +178,8 @@ pub struct RunDelta {
 /// [`DeltaOutcome`] per delta to [`MergeRun::complete`], which fails the run if any delta
 /// is missing or failed: that record must then be retried (reported failed), and the run
 /// must not be marked COMPLETED. After a successful merge the engine runs
-/// [`MergeRun::after_merge`] (recomputing sections and label metadata of the receipt,
-/// since the delta's metadata was captured at embed time).
+/// [`MergeRun::after_merge`] (recomputing sections, label metadata and place keys of the
+/// receipt, since the delta's metadata was captured at embed time).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeRun {
     /// The run.
@@ -273,11 +294,12 @@ impl MergeRun {
         })
     }
 
-    /// The follow-ups to run once the merge succeeded.
+    /// The follow-ups to run once the merge succeeded: sections, receipt labels, place.
     pub fn after_merge(&self) -> Vec<FollowUp> {
         vec![
             FollowUp::RecomputeSections(self.receipt.clone()),
             FollowUp::RecomputeReceiptLabels(self.receipt.clone()),
+            FollowUp::RecomputePlace(self.receipt.clone()),
         ]
     }
 }
@@ -297,6 +319,9 @@ pub enum FollowUp {
     RecomputeReceiptLabels(ReceiptKey),
     /// Rebuild `section_label` of the receipt's rows from the `sections` rows.
     RecomputeSections(ReceiptKey),
+    /// Rewrite the place keys ([`PLACE_KEYS`]) of the receipt's rows and words from its
+    /// `places` row (all unset when it has none).
+    RecomputePlace(ReceiptKey),
 }
 
 /// A record's operations and follow-ups.
@@ -457,6 +482,22 @@ pub fn section_row_metadata(s: &ReceiptSection) -> Metadata {
     m
 }
 
+/// The metadata of a receipt's row in `places`: `image_id`, `receipt_id` (integer, so the
+/// receipt filter finds it) and the place keys exactly as [`place_patch`] sets them for
+/// this place (title-cased `merchant_name`, `address` for `formatted_address`; a key
+/// without a value is absent). No timestamps: the row holds what the receipt's records
+/// must carry, which [`crate::derive::recompute_place`] writes back after a merge.
+pub fn place_row_metadata(p: &ReceiptPlace) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert(
+        "image_id".into(),
+        MetaValue::Str(p.receipt.image_id.clone()),
+    );
+    m.insert("receipt_id".into(), int(p.receipt.receipt_id));
+    m.extend(place_patch(Some(p)).0);
+    m
+}
+
 /// The place keys set (present, non-empty values) and unset (the others) by a place's
 /// current state; `merchant_name` is title-cased as at embed time.
 pub fn place_patch(place: Option<&ReceiptPlace>) -> (Metadata, Vec<String>) {
@@ -599,7 +640,7 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
                 }
             }
             let filter = ids::receipt_filter(&key.receipt.image_id, key.receipt.receipt_id);
-            let ops = [Collection::Lines, Collection::Words]
+            let mut ops: Vec<CollectionOp> = [Collection::Lines, Collection::Words]
                 .into_iter()
                 .map(|c| {
                     cx.op(
@@ -612,7 +653,18 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
                     )
                 })
                 .collect();
-            cx.apply(ops, Vec::new())
+            let row_id = ids::place_row_id(&key.receipt.image_id, key.receipt.receipt_id);
+            let row = match new_place {
+                Some(p) => Op::Upsert(Record {
+                    id: row_id,
+                    embedding: None,
+                    document: None,
+                    metadata: place_row_metadata(p),
+                }),
+                None => Op::Delete(Target::Id(row_id)),
+            };
+            ops.push(cx.op(Collection::Places, row));
+            cx.apply(ops, vec![FollowUp::RecomputePlace(key.receipt.clone())])
         }
         (Entity::ReceiptWordLabel(key), new) => {
             let w = &key.word;
@@ -770,5 +822,260 @@ fn side_row_op(id: String, new: Option<Metadata>, old: Option<Metadata>) -> Opti
             metadata,
         })),
         None => Some(Op::Delete(Target::Id(id))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const IMG: &str = "3f52804b-2fad-4e00-92c8-b593da3a8ed3";
+
+    fn s(v: &str) -> Value {
+        json!({ "S": v })
+    }
+
+    fn record(event: &str, seq: u64, sk: &str, old: Option<Value>, new: Option<Value>) -> Value {
+        let keys = json!({"PK": s(&format!("IMAGE#{IMG}")), "SK": s(sk)});
+        let with_keys = |img: Value| {
+            let mut o = img.as_object().cloned().unwrap_or_default();
+            o.insert("PK".into(), keys["PK"].clone());
+            o.insert("SK".into(), keys["SK"].clone());
+            Value::Object(o)
+        };
+        let mut d = json!({
+            "ApproximateCreationDateTime": 1_750_000_000,
+            "Keys": keys,
+            "SequenceNumber": seq.to_string(),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        });
+        if let Some(o) = old {
+            d["OldImage"] = with_keys(o);
+        }
+        if let Some(n) = new {
+            d["NewImage"] = with_keys(n);
+        }
+        json!({
+            "eventID": format!("ev{seq}"),
+            "eventName": event,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": d,
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
+        })
+    }
+
+    fn tr(event: &str, seq: u64, sk: &str, old: Option<Value>, new: Option<Value>) -> Translation {
+        let text = json!({ "Records": [record(event, seq, sk, old, new)] }).to_string();
+        let batch = crate::event::parse_event(text.as_bytes()).unwrap();
+        assert!(batch.failures.is_empty(), "{:?}", batch.failures);
+        translate(&batch.records[0]).unwrap()
+    }
+
+    fn applied(t: &Translation) -> &RecordOps {
+        match t {
+            Translation::Apply(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn place_img(name: &str, phone: Option<&str>) -> Value {
+        json!({
+            "TYPE": s("RECEIPT_PLACE"),
+            "merchant_name": s(name),
+            "merchant_category": s("grocery_store"),
+            "formatted_address": s("123 Main St"),
+            "phone_number": phone.map_or(json!({"NULL": true}), s),
+            "place_id": s("ChIJ123"),
+            "timestamp": s("2025-06-01T00:00:00"),
+        })
+    }
+
+    fn text(v: &str) -> MetaValue {
+        MetaValue::Str(v.into())
+    }
+
+    #[test]
+    fn collections_round_trip() {
+        for c in Collection::ALL {
+            assert_eq!(Collection::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(Collection::parse("places"), Some(Collection::Places));
+        assert_eq!(Collection::Places.dims(), 0);
+    }
+
+    // RECEIPT_PLACE INSERT / MODIFY upsert the receipt's `places` row (after the patches,
+    // same seq); REMOVE deletes it; each asks for the place recomputation; an unchanged
+    // MODIFY writes nothing.
+    #[test]
+    fn place_changes_are_mirrored_into_the_places_row() {
+        let sk = "RECEIPT#00002#PLACE";
+        let row_id = ids::place_row_id(IMG, 2);
+        let ins = tr(
+            "INSERT",
+            10,
+            sk,
+            None,
+            Some(place_img(" vons ", Some("805"))),
+        );
+        let r = applied(&ins);
+        let colls: Vec<Collection> = r.ops.iter().map(|o| o.collection).collect();
+        assert_eq!(
+            colls,
+            [Collection::Lines, Collection::Words, Collection::Places]
+        );
+        assert!(r.ops.iter().all(|o| o.op.seq == Seq::from(10u64)));
+        let receipt = ReceiptKey {
+            image_id: IMG.into(),
+            receipt_id: 2,
+        };
+        assert_eq!(r.follow_ups, [FollowUp::RecomputePlace(receipt.clone())]);
+        let Op::Upsert(row) = &r.ops[2].op.op else {
+            panic!("{:?}", r.ops[2])
+        };
+        assert_eq!(row.id, row_id);
+        assert!(row.embedding.is_none());
+        let want: Metadata = [
+            ("image_id", text(IMG)),
+            ("receipt_id", MetaValue::Int(2)),
+            ("merchant_name", text("Vons")),
+            ("merchant_category", text("grocery_store")),
+            ("address", text("123 Main St")),
+            ("phone_number", text("805")),
+            ("place_id", text("ChIJ123")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(row.metadata, want);
+        // The row is what the patch sets, plus identity.
+        let Op::Patch(p) = &r.ops[1].op.op else {
+            panic!()
+        };
+        for (k, v) in &p.set {
+            if k != "last_place_update" {
+                assert_eq!(row.metadata.get(k), Some(v), "{k}");
+            }
+        }
+
+        let modify = tr(
+            "MODIFY",
+            11,
+            sk,
+            Some(place_img(" vons ", Some("805"))),
+            Some(place_img("Vons #2", None)),
+        );
+        let r = applied(&modify);
+        let Op::Upsert(row) = &r.ops[2].op.op else {
+            panic!()
+        };
+        assert_eq!(row.metadata.get("merchant_name"), Some(&text("Vons #2")));
+        assert!(!row.metadata.contains_key("phone_number"));
+
+        let unchanged = tr(
+            "MODIFY",
+            12,
+            sk,
+            Some(place_img("Vons #2", None)),
+            Some({
+                let mut v = place_img("Vons #2", None);
+                v["timestamp"] = s("2026-01-01T00:00:00");
+                v
+            }),
+        );
+        assert_eq!(
+            unchanged,
+            Translation::Ignore(Ignored::Unchanged(EntityType::ReceiptPlace))
+        );
+
+        let rm = tr("REMOVE", 13, sk, Some(place_img("Vons #2", None)), None);
+        let r = applied(&rm);
+        assert_eq!(r.ops.len(), 3);
+        assert_eq!(r.ops[2].collection, Collection::Places);
+        assert_eq!(r.ops[2].op.op, Op::Delete(Target::Id(row_id)));
+        assert_eq!(r.ops[2].op.seq, Seq::from(13u64));
+        assert_eq!(r.follow_ups, [FollowUp::RecomputePlace(receipt)]);
+    }
+
+    // A receipt delete removes its records from every collection, `places` included.
+    #[test]
+    fn receipt_remove_deletes_by_filter_in_every_collection() {
+        let t = tr("REMOVE", 20, "RECEIPT#00001", Some(json!({})), None);
+        let r = applied(&t);
+        let colls: Vec<Collection> = r.ops.iter().map(|o| o.collection).collect();
+        assert_eq!(colls, Collection::ALL);
+        assert!(colls.contains(&Collection::Places));
+        let filter = ids::receipt_filter(IMG, 1);
+        for o in &r.ops {
+            assert_eq!(o.op.op, Op::Delete(Target::Where(filter.clone())));
+        }
+    }
+
+    #[test]
+    fn a_merge_recomputes_sections_labels_then_the_place() {
+        let t = tr(
+            "INSERT",
+            30,
+            "RECEIPT#00001#COMPACTION_RUN#r1",
+            None,
+            Some(json!({
+                "run_id": s("r1"),
+                "lines_delta_prefix": s("lines/delta/r1/"),
+                "words_delta_prefix": s("words/delta/r1/"),
+            })),
+        );
+        let r = applied(&t);
+        let [FollowUp::MergeRun(m)] = r.follow_ups.as_slice() else {
+            panic!("{:?}", r.follow_ups)
+        };
+        let key = ReceiptKey {
+            image_id: IMG.into(),
+            receipt_id: 1,
+        };
+        assert_eq!(
+            m.after_merge(),
+            [
+                FollowUp::RecomputeSections(key.clone()),
+                FollowUp::RecomputeReceiptLabels(key.clone()),
+                FollowUp::RecomputePlace(key.clone()),
+            ]
+        );
+        let json = serde_json::to_string(&FollowUp::RecomputePlace(key.clone())).unwrap();
+        assert_eq!(
+            serde_json::from_str::<FollowUp>(&json).unwrap(),
+            FollowUp::RecomputePlace(key)
+        );
+    }
+
+    // Items of other types under a word, line or label key (entity.rs, "Deviation from the
+    // seed's detection"): their INSERTs and REMOVEs are acknowledged and change nothing.
+    #[test]
+    fn items_sharing_the_key_space_change_nothing() {
+        let w = "RECEIPT#00001#LINE#00001#WORD#00001";
+        for (sk, ty) in [
+            (format!("{w}#LETTER#00001"), "RECEIPT_LETTER"),
+            (format!("{w}#EMBEDDING"), "RECEIPT_WORD_EMBEDDING"),
+            (
+                "RECEIPT#00001#LINE#00001#EMBEDDING".to_string(),
+                "RECEIPT_LINE_EMBEDDING",
+            ),
+            (format!("{w}#SPATIAL_ANALYSIS"), "SPATIAL_ANALYSIS"),
+            (
+                format!("{w}#LABEL#TOTAL#COVE"),
+                "RECEIPT_WORD_LABEL_COVE_VERIFICATION",
+            ),
+        ] {
+            let img = json!({ "TYPE": s(ty), "validation_status": s("VALID") });
+            for t in [
+                tr("INSERT", 40, &sk, None, Some(img.clone())),
+                tr("MODIFY", 41, &sk, Some(img.clone()), Some(img.clone())),
+                tr("REMOVE", 42, &sk, Some(img.clone()), None),
+            ] {
+                assert_eq!(t, Translation::Ignore(Ignored::NotReceiptEntity), "{sk}");
+            }
+        }
     }
 }

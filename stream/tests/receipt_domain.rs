@@ -328,7 +328,10 @@ fn place_modify_patches_every_record_of_the_receipt_by_filter() {
     assert_eq!(r.entity_type, EntityType::ReceiptPlace);
     assert_eq!(r.seq, Seq::from(500u64));
     let colls: Vec<Collection> = r.ops.iter().map(|o| o.collection).collect();
-    assert_eq!(colls, [Collection::Lines, Collection::Words]);
+    assert_eq!(
+        colls,
+        [Collection::Lines, Collection::Words, Collection::Places]
+    );
     match &r.ops[0].op.op {
         Op::Patch(p) => {
             assert_eq!(
@@ -992,7 +995,7 @@ fn deletions_by_id_and_by_receipt_filter() {
         None,
     );
     let Translation::Apply(r) = &t else { panic!() };
-    assert_eq!(r.ops.len(), 4);
+    assert_eq!(r.ops.len(), Collection::ALL.len());
     assert!(r
         .ops
         .iter()

@@ -434,6 +434,7 @@ impl<'a> Compactor<'a> {
 struct Recomputations {
     receipt_labels: BTreeSet<ReceiptKey>,
     sections: BTreeSet<ReceiptKey>,
+    places: BTreeSet<ReceiptKey>,
     words: BTreeSet<strata_stream::WordKey>,
 }
 
@@ -449,6 +450,9 @@ impl Recomputations {
             }
             FollowUp::RecomputeSections(r) => {
                 self.sections.insert(r.clone());
+            }
+            FollowUp::RecomputePlace(r) => {
+                self.places.insert(r.clone());
             }
         }
     }
@@ -468,6 +472,7 @@ impl Recomputations {
                 .map(FollowUp::RecomputeWordLabels),
         );
         out.extend(self.sections.into_iter().map(FollowUp::RecomputeSections));
+        out.extend(self.places.into_iter().map(FollowUp::RecomputePlace));
         out
     }
 }

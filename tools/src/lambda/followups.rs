@@ -41,6 +41,7 @@ fn kind(f: &FollowUp) -> &'static str {
         FollowUp::RecomputeWordLabels(_) => "word_labels",
         FollowUp::RecomputeReceiptLabels(_) => "receipt_labels",
         FollowUp::RecomputeSections(_) => "sections",
+        FollowUp::RecomputePlace(_) => "place",
     }
 }
 
@@ -48,9 +49,9 @@ fn receipt_of(f: &FollowUp) -> (String, u32) {
     match f {
         FollowUp::MergeRun(m) => (m.receipt.image_id.clone(), m.receipt.receipt_id),
         FollowUp::RecomputeWordLabels(w) => (w.image_id.clone(), w.receipt_id),
-        FollowUp::RecomputeReceiptLabels(r) | FollowUp::RecomputeSections(r) => {
-            (r.image_id.clone(), r.receipt_id)
-        }
+        FollowUp::RecomputeReceiptLabels(r)
+        | FollowUp::RecomputeSections(r)
+        | FollowUp::RecomputePlace(r) => (r.image_id.clone(), r.receipt_id),
     }
 }
 
