@@ -325,3 +325,108 @@ fn a_run_whose_deltas_are_missing_stays_pending_until_they_arrive() {
     assert_eq!(pending_follow_ups(&store), 0);
     assert_matches_rules(&store, &w);
 }
+
+/// The seed's SQS path: the stream records become the seed's StreamMessages (one per target
+/// queue), delivered as SQS events to the compactor.
+fn sqs_events(w: &Workload) -> Vec<Vec<u8>> {
+    let mut n = 0;
+    w.events
+        .iter()
+        .map(|e| {
+            let batch = strata_stream::parse_event(e).unwrap();
+            let mut records = Vec::new();
+            for r in &batch.records {
+                for m in strata_stream::build_messages(r, "2025-02-20T00:00:00Z").unwrap() {
+                    for queue in &m.collections {
+                        n += 1;
+                        records.push(serde_json::json!({
+                            "messageId": format!("msg-{n:06}"),
+                            "body": m.to_body(),
+                            "eventSource": "aws:sqs",
+                            "messageAttributes": {
+                                "collection": {"stringValue": queue.as_str(), "dataType": "String"}
+                            },
+                        }));
+                    }
+                }
+            }
+            records
+        })
+        .filter(|records: &Vec<Value>| !records.is_empty())
+        .map(|records| serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap())
+        .collect()
+}
+
+#[test]
+fn sqs_batches_of_the_seeds_messages_are_applied_and_failures_named() {
+    let w = workload(6, 13);
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(dir.path(), &w);
+    let runs = dir.path().join("runs");
+    let (mut applied, mut merged) = (0, 0);
+    for e in sqs_events(&w) {
+        let out = compact(&store, &runs, Some(&e));
+        assert_eq!(out.event.kind, "sqs");
+        let response = out.response.unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        assert!(out.event.failures.is_empty(), "{:?}", out.event.failures);
+        assert!(out.follow_ups.failed_runs.is_empty());
+        applied += out.event.applied;
+        merged += out.follow_ups.merged_runs.len();
+    }
+    assert!(applied > 0);
+    // Each run's two messages (lines and words queue) are one change: merged once per run.
+    assert_eq!(merged, w.runs.len());
+    let receipt = &w.expected.receipts[0].receipt;
+    let filter = strata_stream::ids::receipt_filter(&receipt.image_id, receipt.receipt_id);
+    assert!(
+        store
+            .snapshot("words")
+            .unwrap()
+            .count(Some(&filter))
+            .unwrap()
+            > 0
+    );
+    for r in &w.expected.deleted {
+        let f = strata_stream::ids::receipt_filter(&r.image_id, r.receipt_id);
+        assert_eq!(store.snapshot("lines").unwrap().count(Some(&f)).unwrap(), 0);
+    }
+
+    // A body that is not a message and a message whose change cannot be applied are named by
+    // their message ids; the good message next to them is applied.
+    let good = serde_json::json!({
+        "messageId": "good-1",
+        "eventSource": "aws:sqs",
+        "body": serde_json::json!({
+            "entity_type": "RECEIPT_SECTION", "event_name": "MODIFY", "source": "section_backfill",
+            "entity_data": {"image_id": receipt.image_id, "receipt_id": receipt.receipt_id,
+                            "section_type": "ITEMS"},
+            "changes": {}
+        }).to_string(),
+    });
+    let bad_body =
+        serde_json::json!({"messageId": "bad-1", "eventSource": "aws:sqs", "body": "{not json"});
+    let no_run_prefix = serde_json::json!({
+        "messageId": "bad-2",
+        "eventSource": "aws:sqs",
+        "body": serde_json::json!({
+            "entity_type": "COMPACTION_RUN", "event_name": "INSERT",
+            "entity_data": {"image_id": receipt.image_id, "receipt_id": receipt.receipt_id,
+                            "run_id": "r-without-prefixes"},
+            "changes": {}
+        }).to_string(),
+    });
+    let e = serde_json::to_vec(&serde_json::json!({"Records": [good, bad_body, no_run_prefix]}))
+        .unwrap();
+    let out = compact(&store, &runs, Some(&e));
+    let mut failed: Vec<String> = out
+        .response
+        .unwrap()
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["bad-1", "bad-2"], "{:?}", out.event.failures);
+    assert_eq!(out.event.applied, 1);
+}

@@ -15,11 +15,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use strata_engine::{IngestReport, Store};
-use strata_formats::{Metric, Op, Quantization, Target};
+use strata_formats::{Metric, Op, Quantization, Seq, Target};
 use strata_stream::derive::run_follow_up;
 use strata_stream::ops::RecordOps;
 use strata_stream::{
-    parse_event, translate_batch, BatchResponse, Collection, FollowUp, ReceiptKey, Translation,
+    parse_event, parse_sqs_event, translate_batch, translate_message, BatchResponse, Collection,
+    FollowUp, ReceiptKey, Translation,
 };
 
 use super::batch::BatchOps;
@@ -502,7 +503,64 @@ pub(crate) fn event_kind(event: &[u8]) -> Result<EventKind, LambdaError> {
 }
 
 impl Compactor<'_> {
-    fn apply_sqs(&mut self, _event: &[u8]) -> Result<(EventSummary, BatchResponse), LambdaError> {
-        Err(LambdaError::Unsupported("SQS events"))
+    /// The seq after everything the store has seen, in every collection: SQS messages carry
+    /// no SequenceNumber, so they are stamped from here, in the order of
+    /// [`strata_stream::dedupe_and_order`].
+    fn stamp_base(&self) -> Result<Seq, LambdaError> {
+        let mut base = Seq::ZERO;
+        for c in self.store.collections()? {
+            base = base.max(self.store.snapshot(&c.name)?.version().seq_watermark);
+        }
+        Ok(base)
+    }
+
+    /// Apply an SQS batch of the seed's StreamMessages: each change (the copies of one
+    /// message across queues and redeliveries) is translated once with a stamped seq; the
+    /// answer fails every message id of a record that cannot be read or a change that
+    /// cannot be translated, and nothing else. Applied changes are durable when this
+    /// returns; a store error fails the whole invocation (every message is retried).
+    fn apply_sqs(&mut self, event: &[u8]) -> Result<(EventSummary, BatchResponse), LambdaError> {
+        let batch = parse_sqs_event(event)?;
+        let mut summary = EventSummary {
+            kind: "sqs".into(),
+            records: batch.records.len(),
+            ..EventSummary::default()
+        };
+        for r in batch.failures() {
+            if let Err(e) = &r.message {
+                summary.failures.push(Failure {
+                    index: r.index,
+                    sequence_number: r.message_id.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+        let mut seq = self.stamp_base()?;
+        let changes = batch.changes();
+        let mut applied = Vec::new();
+        let mut failed = Vec::new();
+        for change in &changes {
+            seq = seq.next();
+            match translate_message(&change.message, seq) {
+                Ok(Translation::Apply(r)) => {
+                    summary.applied += change.message_ids.len();
+                    applied.push(r);
+                }
+                Ok(Translation::Ignore(_)) => summary.ignored += change.message_ids.len(),
+                Err(e) => {
+                    for (index, id) in change.indexes.iter().zip(&change.message_ids) {
+                        summary.failures.push(Failure {
+                            index: *index,
+                            sequence_number: Some(id.clone()),
+                            error: e.to_string(),
+                        });
+                    }
+                    failed.push(change);
+                }
+            }
+        }
+        self.apply_records(applied.iter())?;
+        summary.failures.sort_by_key(|f| f.index);
+        Ok((summary, batch.batch_response(failed)))
     }
 }

@@ -36,6 +36,9 @@ pub enum LambdaError {
     /// The event is not one the handler can read.
     #[error("event: {0}")]
     Stream(#[from] strata_stream::EventError),
+    /// The SQS event is not one the compactor can read.
+    #[error("event: {0}")]
+    Sqs(#[from] strata_stream::SqsEventError),
     /// The event is not JSON.
     #[error("event at line {line} column {column}: {message}")]
     Event {
@@ -52,9 +55,6 @@ pub enum LambdaError {
     /// A recomputation could not read current state.
     #[error("recomputing derived metadata: {0}")]
     Derive(String),
-    /// The handler does not take this kind of event.
-    #[error("{0} are not supported by this handler")]
-    Unsupported(&'static str),
 }
 
 /// Which entry point.
