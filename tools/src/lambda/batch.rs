@@ -1,5 +1,5 @@
 //! A batch of translated stream records as per-collection operation lists: the record
-//! operations of `lines`, `words`, `labels` and `sections` in record order, and the
+//! operations of `lines`, `words`, `labels`, `sections` and `places` in record order, and the
 //! follow-up rows of [`FOLLOW_UPS`] last, so that a request is never durable before the
 //! operations it follows up.
 

@@ -55,7 +55,7 @@ impl Default for CompactorOptions {
 }
 
 /// Create the receipt collections and [`FOLLOW_UPS`] where missing: `lines` and `words`
-/// 1536-d squared l2 (the seed's Chroma default), `labels`, `sections` and `followups`
+/// 1536-d squared l2 (the seed's Chroma default), `labels`, `sections`, `places` and `followups`
 /// metadata-only. Returns the names created.
 pub fn ensure_collections(
     store: &Store,

@@ -1,5 +1,5 @@
 //! Follow-up requests made durable: each [`FollowUp`] a stream record asks for (merge a
-//! compaction run, recompute a word's labels, a receipt's labels or its sections) becomes a
+//! compaction run, recompute a word's labels, a receipt's labels, sections or place) becomes a
 //! row of the metadata-only collection [`FOLLOW_UPS`], written in the same batch as the
 //! record's operations (into the inbox by the stream processor, or directly by the
 //! compactor). The compactor works through the pending rows after every ingestion and
