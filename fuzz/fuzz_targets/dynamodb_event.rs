@@ -10,7 +10,7 @@
 //!   carry their record's seq and both deltas;
 //! * a record's seed messages (`build_messages`), sent as JSON bodies to the lines / words
 //!   queues in one SQS event, parse back and translate to the record's own operations
-//!   (records of the shapes AWS sends: an INSERT carries no OldImage):
+//!   (an INSERT's OldImage and a REMOVE's NewImage are ignored on both paths):
 //!   equal for INSERT and REMOVE, and for a MODIFY (whose message holds only the changed
 //!   fields) the same operations restricted to keys the record writes the same way; a run
 //!   without delta prefixes fails on both paths;
@@ -141,12 +141,6 @@ fn dynamodb(data: &[u8]) {
         let (Some(seq), Some(at)) = (r.seq, built_at(r)) else {
             continue;
         };
-        if r.event_name == EventName::Insert && r.old_image.is_some() {
-            // Not a record AWS sends: `build_messages` diffs against the OldImage, so the
-            // message of an INSERT no longer holds every non-null field, while `translate`
-            // ignores an INSERT's OldImage (found by this target; see the README).
-            continue;
-        }
         let Ok(messages) = build_messages(r, &at) else {
             continue;
         };

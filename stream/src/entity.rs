@@ -773,15 +773,22 @@ impl EntityChange {
         let Some(entity_type) = EntityType::detect(sk) else {
             return Ok(None);
         };
-        let old = record
-            .old_image
-            .as_ref()
+        // An INSERT has no old side and a REMOVE no new one, whatever images the record
+        // carries (AWS sends neither; a hand-made event might): the same sides `translate`
+        // reads, so a message and the record's operations agree.
+        let old_image = match record.event_name {
+            crate::event::EventName::Insert => None,
+            _ => record.old_image.as_ref(),
+        };
+        let new_image = match record.event_name {
+            crate::event::EventName::Remove => None,
+            _ => record.new_image.as_ref(),
+        };
+        let old = old_image
             .map(|i| Entity::parse(entity_type, pk, sk, i))
             .transpose()
             .map_err(ChangeError::Old)?;
-        let new = record
-            .new_image
-            .as_ref()
+        let new = new_image
             .map(|i| Entity::parse(entity_type, pk, sk, i))
             .transpose()
             .map_err(ChangeError::New)?;
