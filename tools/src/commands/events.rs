@@ -164,8 +164,10 @@ pub fn invoke(
     }
     let request_id = request_id.unwrap_or_else(|| format!("local-{}", lambda::now_ms()));
     let mut reporter = CollectingReporter::default();
-    let outcome = lambda::invoke(role, &settings, &request_id, &bytes, &mut reporter)
-        .context(|| event.display().to_string())?;
+    let pb = progress::spinner(format!("{role:?} on {}", event.display()).to_lowercase());
+    let outcome = lambda::invoke(role, &settings, &request_id, &bytes, &mut reporter);
+    pb.finish_and_clear();
+    let outcome = outcome.context(|| event.display().to_string())?;
     if ctx.json {
         print_json(&serde_json::to_value(&outcome).unwrap_or(Json::Null));
     } else {
