@@ -23,6 +23,8 @@ pub mod message;
 pub mod normalize;
 pub mod ops;
 pub mod sqs;
+#[doc(hidden)]
+pub mod testing;
 
 pub use derive::{Derived, StateReader};
 pub use entity::{Entity, EntityType, FieldChange, ReceiptKey, WordKey};

@@ -15,7 +15,7 @@ use strata_stream::ops::{
 };
 use strata_stream::{parse_event, EntityType, ReceiptKey, StreamRecord};
 
-const IMG: &str = "3f52804b-2fad-4e00-92c8-b593da3a8ed3";
+use strata_stream::testing::{n, record as record_json, s, IMG};
 
 // ---------------------------------------------------------------- in-memory store
 
@@ -147,45 +147,6 @@ impl StateReader for FailingReader {
 }
 
 // ---------------------------------------------------------------- stream records
-
-fn s(v: &str) -> Value {
-    json!({ "S": v })
-}
-fn n(v: impl ToString) -> Value {
-    json!({ "N": v.to_string() })
-}
-
-fn record_json(event: &str, seq: u64, sk: &str, old: Option<Value>, new: Option<Value>) -> Value {
-    let keys = json!({"PK": s(&format!("IMAGE#{IMG}")), "SK": s(sk)});
-    let with_keys = |img: Value| {
-        let mut o = img.as_object().unwrap().clone();
-        o.insert("PK".into(), keys["PK"].clone());
-        o.insert("SK".into(), keys["SK"].clone());
-        Value::Object(o)
-    };
-    let mut d = json!({
-        "ApproximateCreationDateTime": 1_750_000_000,
-        "Keys": keys,
-        "SequenceNumber": seq.to_string(),
-        "SizeBytes": 100,
-        "StreamViewType": "NEW_AND_OLD_IMAGES"
-    });
-    if let Some(o) = old {
-        d["OldImage"] = with_keys(o);
-    }
-    if let Some(nw) = new {
-        d["NewImage"] = with_keys(nw);
-    }
-    json!({
-        "eventID": format!("ev{seq}"),
-        "eventName": event,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": d,
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
-    })
-}
 
 fn parse(records: Vec<Value>) -> Vec<StreamRecord> {
     let text = json!({ "Records": records }).to_string();

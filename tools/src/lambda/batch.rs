@@ -4,8 +4,8 @@
 //! operations it follows up.
 
 use strata_formats::Operation;
-use strata_stream::ops::RecordOps;
-use strata_stream::Collection;
+use strata_stream::ops::{BatchTranslation, RecordOps};
+use strata_stream::{Collection, Translation};
 
 use super::followups::{self, FOLLOW_UPS};
 
@@ -49,4 +49,18 @@ impl BatchOps {
     pub fn is_empty(&self) -> bool {
         self.writes.is_empty()
     }
+}
+
+/// The records of a translated batch that carry operations, in event order, and how many
+/// were ignored (nothing to do).
+pub fn split(translated: &BatchTranslation) -> (Vec<&RecordOps>, usize) {
+    let mut applied = Vec::new();
+    let mut ignored = 0;
+    for (_, _, t) in &translated.records {
+        match t {
+            Translation::Apply(r) => applied.push(r),
+            Translation::Ignore(_) => ignored += 1,
+        }
+    }
+    (applied, ignored)
 }

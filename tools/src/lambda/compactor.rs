@@ -23,7 +23,7 @@ use strata_stream::{
     FollowUp, ReceiptKey, Translation,
 };
 
-use super::batch::BatchOps;
+use super::batch::{split, BatchOps};
 use super::followups::{self, FOLLOW_UPS};
 use super::runs::{merge_run, RunReporter, RunSource};
 use super::state::StoreState;
@@ -309,14 +309,7 @@ impl<'a> Compactor<'a> {
     fn apply_dynamodb(&mut self, event: &[u8]) -> Result<EventSummary, LambdaError> {
         let batch = parse_event(event)?;
         let translated = translate_batch(&batch);
-        let mut applied = Vec::new();
-        let mut ignored = 0;
-        for (_, _, t) in &translated.records {
-            match t {
-                Translation::Apply(r) => applied.push(r),
-                Translation::Ignore(_) => ignored += 1,
-            }
-        }
+        let (applied, ignored) = split(&translated);
         self.apply_records(applied.iter().copied())?;
         Ok(EventSummary {
             kind: "dynamodb".into(),

@@ -14,9 +14,9 @@ use serde::Serialize;
 use strata_engine::write_inbox_delta;
 use strata_formats::DeltaHeader;
 use strata_stream::ops::FailedRecord;
-use strata_stream::{parse_event, translate_batch, BatchResponse, Collection, Translation};
+use strata_stream::{parse_event, translate_batch, BatchResponse, Collection};
 
-use super::batch::BatchOps;
+use super::batch::{split, BatchOps};
 use super::LambdaError;
 
 /// What one invocation did.
@@ -72,14 +72,7 @@ pub fn process_stream_event(
 ) -> Result<StreamOutcome, LambdaError> {
     let batch = parse_event(event)?;
     let translated = translate_batch(&batch);
-    let mut applied = Vec::new();
-    let mut ignored = 0;
-    for (_, _, t) in &translated.records {
-        match t {
-            Translation::Apply(r) => applied.push(r),
-            Translation::Ignore(_) => ignored += 1,
-        }
-    }
+    let (applied, ignored) = split(&translated);
     let ops = BatchOps::collect(applied.iter().copied());
     let mut files = Vec::new();
     for (collection, ops) in &ops.writes {
