@@ -124,17 +124,22 @@ fn open_to_first_read(c: &mut Criterion) {
         store.compact("c").unwrap();
         store.close().unwrap();
         let probe = vec![format!("IMAGE#{:08}#RECEIPT#{:05}#LINE#{:06}", 0, 5, 5)];
-        g.bench_with_input(BenchmarkId::new("reader, rows", n), &n, |b, _| {
-            b.iter(|| {
-                let reader = Store::open_reader(dir.path()).unwrap();
-                let got = reader
-                    .snapshot("c")
-                    .unwrap()
-                    .get(&probe, Include::default())
-                    .unwrap();
-                assert_eq!(got.len(), 1);
-            })
-        });
+        for (name, verify) in [
+            ("reader, rows", true),
+            ("reader without verify, rows", false),
+        ] {
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    let reader = Store::open_reader_with(dir.path(), verify).unwrap();
+                    let got = reader
+                        .snapshot("c")
+                        .unwrap()
+                        .get(&probe, Include::default())
+                        .unwrap();
+                    assert_eq!(got.len(), 1);
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -219,8 +219,17 @@ impl Store {
     }
 
     /// Open a store for reading only, from its version files and HEAD pointers. Never
-    /// writes anything (no lock, no repair, no publication).
+    /// writes anything (no lock, no repair, no publication). Every segment's block crcs are
+    /// checked when it is first mapped; [`Store::open_reader_with`] can defer that.
     pub fn open_reader(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_reader_with(path, true)
+    }
+
+    /// [`Store::open_reader`], choosing whether segments are verified when first mapped.
+    /// `verify_on_open = false` trades the full crc check (≈ 250 ms per 600 MB) for a
+    /// faster first read; the header and block table are still checked, and `verify` or
+    /// `strata verify` checks everything.
+    pub fn open_reader_with(path: impl AsRef<Path>, verify_on_open: bool) -> Result<Store> {
         let layout = Layout::new(path.as_ref());
         if !layout.versions_root().is_dir() {
             return Err(Error::invalid(
@@ -233,7 +242,10 @@ impl Store {
         }
         Ok(Store {
             layout,
-            options: StoreOptions::default(),
+            options: StoreOptions {
+                verify_on_open,
+                ..StoreOptions::default()
+            },
             writer: None,
             write_lock: Mutex::new(()),
             heads: RwLock::new(HashMap::new()),

@@ -245,6 +245,24 @@ fn corruption_is_reported_and_never_read_as_data() {
             .contains("checksum mismatch in vectors block"),
         "{err}"
     );
+    drop(store);
+    let reader = Store::open_reader(dir.path()).unwrap();
+    assert!(
+        reader.snapshot("c").is_err(),
+        "a reader verifies by default"
+    );
+    // A reader that defers verification maps the segment; only the damaged block is wrong,
+    // and metadata reads still work. `verify` keeps finding the damage.
+    let fast = Store::open_reader_with(dir.path(), false).unwrap();
+    let snap = fast.snapshot("c").unwrap();
+    assert_eq!(snap.count(None).unwrap(), 50);
+    assert_eq!(
+        snap.get(&["r7".to_string()], Include::default())
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(!verify_store(dir.path()).unwrap().ok());
 }
 
 #[test]
