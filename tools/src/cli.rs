@@ -315,16 +315,17 @@ Examples:
         oversample: Option<u32>,
     },
     /// Apply Lambda DynamoDB stream events of the receipts table through the receipt domain,
-    /// as the compactor would: operations on lines/words/labels/sections, compaction runs
-    /// merged from --runs, derived label and section metadata recomputed.
+    /// as the compactor would: operations on the receipt collections, compaction runs
+    /// merged from --runs, derived label, section and place metadata recomputed.
     #[command(
         name = "ingest-events",
         long_about = "\
 Apply Lambda DynamoDB stream event files (the JSON Lambda delivers: {\"Records\": [...]})
 through the receipt domain, in the order given, as the compactor Lambda does: each record
-becomes operations on `lines`, `words`, `labels` and `sections` ordered by its
-SequenceNumber; COMPACTION_RUN inserts merge the run's deltas found under --runs; label and
-section changes recompute the derived metadata. The collections are created when missing.
+becomes operations on `lines`, `words`, `labels`, `sections` and `places` ordered by its
+SequenceNumber; COMPACTION_RUN inserts merge the run's deltas found under --runs; label,
+section and place changes recompute the derived metadata. The collections are created when
+missing.
 Records that cannot be read are listed with their index and SequenceNumber (exit status 1)
 and the others are applied. Runs whose deltas are missing stay pending and are retried by
 the next ingest-events or lambda-invoke compactor.",
@@ -381,8 +382,9 @@ Examples:
         /// The store directory (defaults to --store).
         dir: Option<PathBuf>,
     },
-    /// Run the main job on a generated receipt workload: inbox deltas, ingestion,
-    /// compaction, place/label/section edits, deletes, filtered queries, versions and a
+    /// Run the main job on a generated receipt workload: DynamoDB stream events through the
+    /// stream processor and compactor Lambdas (runs, place/label/section edits, deletes),
+    /// metadata checked against the rules, compaction, filtered queries, versions and a
     /// rollback, GC and verify; prints a report with timings and sizes.
     Demo {
         /// Number of receipts to generate.
