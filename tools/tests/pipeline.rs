@@ -430,3 +430,32 @@ fn sqs_batches_of_the_seeds_messages_are_applied_and_failures_named() {
     assert_eq!(failed, ["bad-1", "bad-2"], "{:?}", out.event.failures);
     assert_eq!(out.event.applied, 1);
 }
+
+#[test]
+fn a_dynamodb_event_sent_to_the_compactor_answers_its_failed_records() {
+    let w = workload(2, 17);
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(dir.path(), &w);
+    let mut event: Value = serde_json::from_slice(&w.events[0]).unwrap();
+    let records = event["Records"].as_array_mut().unwrap();
+    let victim = records[0]["dynamodb"]["SequenceNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    records[0]["dynamodb"]["Keys"] = serde_json::json!({"PK": {"Q": "x"}});
+    let out = compact(
+        &store,
+        &dir.path().join("runs"),
+        Some(&serde_json::to_vec(&event).unwrap()),
+    );
+    assert_eq!(out.event.kind, "dynamodb");
+    let failed: Vec<String> = out
+        .response
+        .unwrap()
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, [victim]);
+    assert_eq!(out.event.applied + out.event.ignored + 1, out.event.records);
+}

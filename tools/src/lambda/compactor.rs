@@ -170,8 +170,8 @@ pub struct Compaction {
 /// What one compactor invocation did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct CompactorOutcome {
-    /// The Lambda response for an SQS event (`batchItemFailures` with message ids); `None`
-    /// for other events, whose failures fail the invocation.
+    /// The Lambda response: `batchItemFailures` naming failed SQS message ids or DynamoDB
+    /// SequenceNumbers; `None` for a scheduled invocation (no records).
     pub response: Option<BatchResponse>,
     /// Collections created.
     pub created: Vec<String>,
@@ -240,7 +240,11 @@ impl<'a> Compactor<'a> {
         };
         self.ingest(&mut out)?;
         out.event = match kind {
-            EventKind::Dynamodb => self.apply_dynamodb(event)?,
+            EventKind::Dynamodb => {
+                let (summary, response) = self.apply_dynamodb(event)?;
+                out.response = Some(response);
+                summary
+            }
             EventKind::Sqs => {
                 let (summary, response) = self.apply_sqs(event)?;
                 out.response = Some(response);
@@ -306,18 +310,25 @@ impl<'a> Compactor<'a> {
         Ok(ops.len())
     }
 
-    fn apply_dynamodb(&mut self, event: &[u8]) -> Result<EventSummary, LambdaError> {
+    /// Apply a DynamoDB stream event directly (the compactor as the stream's consumer, or
+    /// `ingest-events`): the answer fails the SequenceNumber of every record that could not
+    /// be read or translated.
+    fn apply_dynamodb(
+        &mut self,
+        event: &[u8],
+    ) -> Result<(EventSummary, BatchResponse), LambdaError> {
         let batch = parse_event(event)?;
         let translated = translate_batch(&batch);
         let (applied, ignored) = split(&translated);
         self.apply_records(applied.iter().copied())?;
-        Ok(EventSummary {
+        let summary = EventSummary {
             kind: "dynamodb".into(),
             records: batch.len(),
             applied: applied.len(),
             ignored,
             failures: translated.failures.iter().map(Failure::from).collect(),
-        })
+        };
+        Ok((summary, translated.batch_response()))
     }
 
     /// Work through the pending follow-ups, oldest first: merges, then the recomputations
