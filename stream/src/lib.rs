@@ -4,7 +4,7 @@
 //! receipt entity is detected from its keys and compared old/new ([`entity`]); the record
 //! becomes strata operations on the `lines`, `words`, `labels`, `sections` and `places`
 //! collections plus follow-up requests ([`ops`]) that the writer carries out: delta merges for
-//! compaction runs and recomputations of derived metadata ([`derive`]). The seed's SQS
+//! compaction runs and recomputations of derived metadata ([`mod@derive`]). The seed's SQS
 //! message body stays readable and writable ([`message`]) so existing queues keep working,
 //! and the compactor turns the seed's SQS batches of those messages into the same
 //! operations ([`sqs`]); [`builders`] produces the records the embedding producer writes,
