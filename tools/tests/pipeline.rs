@@ -459,3 +459,34 @@ fn a_dynamodb_event_sent_to_the_compactor_answers_its_failed_records() {
     assert_eq!(failed, [victim]);
     assert_eq!(out.event.applied + out.event.ignored + 1, out.event.records);
 }
+
+#[test]
+fn runs_in_an_object_store_merge_like_runs_in_a_directory() {
+    use object_store::{memory::InMemory, path::Path as ObjectPath, ObjectStore, PutPayload};
+    let w = workload(4, 23);
+    let mem = std::sync::Arc::new(InMemory::new());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for (rel, bytes) in &w.run_files {
+        let key = ObjectPath::parse(rel.to_str().unwrap()).unwrap();
+        rt.block_on(mem.put(&key, PutPayload::from(bytes.clone())))
+            .unwrap();
+    }
+    let runs = strata_cli::lambda::object_runs::ObjectStoreRuns::new(mem, "receipts-bucket");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut reporter = CollectingReporter::default();
+    for e in &w.events {
+        let out = Compactor::new(&store, &runs, &mut reporter, CompactorOptions::default())
+            .handle(e)
+            .unwrap();
+        assert!(
+            out.follow_ups.failed_runs.is_empty(),
+            "{:?}",
+            out.follow_ups
+        );
+    }
+    assert_eq!(reporter.completed.len(), w.runs.len());
+    assert_matches_rules(&store, &w);
+}

@@ -10,8 +10,8 @@ use serde_json::{json, Value as Json};
 use super::Ctx;
 use crate::error::{CliError, CliResult, Context};
 use crate::lambda::{
-    self, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome, LocalRuns, Outcome,
-    Role, Settings,
+    self, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome, Outcome, Role,
+    Settings,
 };
 use crate::output::{plural, print_json, Table};
 use crate::progress;
@@ -82,7 +82,8 @@ pub fn ingest(ctx: &Ctx, files: &[PathBuf], runs: Option<PathBuf>) -> CliResult<
         events.push(bytes);
     }
     let store = ctx.writer("ingest-events")?;
-    let runs = LocalRuns::new(runs.unwrap_or_else(|| ctx.store.join("runs")));
+    let runs = lambda::run_source(&runs.unwrap_or_else(|| ctx.store.join("runs")))
+        .map_err(CliError::Failed)?;
     let mut reporter = CollectingReporter::default();
     let options = CompactorOptions {
         gc: false,
@@ -91,7 +92,7 @@ pub fn ingest(ctx: &Ctx, files: &[PathBuf], runs: Option<PathBuf>) -> CliResult<
     let bar = progress::items(files.len() as u64, "events");
     let mut outcomes = Vec::with_capacity(files.len());
     for (f, bytes) in files.iter().zip(&events) {
-        let o = Compactor::new(&store, &runs, &mut reporter, options.clone())
+        let o = Compactor::new(&store, &*runs, &mut reporter, options.clone())
             .handle(bytes)
             .context(|| f.display().to_string())?;
         bar.inc(1);

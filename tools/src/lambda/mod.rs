@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod compactor;
 pub mod followups;
+pub mod object_runs;
 pub mod runs;
 pub mod state;
 pub mod stream_processor;
@@ -52,6 +53,9 @@ pub enum LambdaError {
     /// The store failed.
     #[error("store: {0}")]
     Engine(#[from] strata_engine::Error),
+    /// The settings are unusable.
+    #[error("settings: {0}")]
+    Settings(String),
     /// A recomputation could not read current state.
     #[error("recomputing derived metadata: {0}")]
     Derive(String),
@@ -73,7 +77,8 @@ pub struct Settings {
     /// The store directory (`STRATA_STORE`, on EFS in AWS).
     pub store: PathBuf,
     /// Root of the embedding producer's run deltas (`STRATA_RUNS`, default
-    /// `{store}/runs`).
+    /// `{store}/runs`): a directory, or `s3://bucket` for the seed's producer, whose
+    /// prefixes are relative to the bucket root (see [`run_source`]).
     pub runs: PathBuf,
     /// Quantization of `lines`/`words` when the compactor creates them
     /// (`STRATA_QUANTIZE`: none, i8, 1bit; default none).
@@ -176,15 +181,34 @@ pub fn invoke(
             // An unreadable event fails before the store is opened (or created).
             compactor::event_kind(event)?;
             let store = Store::open(&settings.store, StoreOptions::default())?;
-            let runs = LocalRuns::new(&settings.runs);
+            let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
             let options = CompactorOptions {
                 quantization: settings.quantization,
                 ..CompactorOptions::default()
             };
-            let outcome = Compactor::new(&store, &runs, reporter, options).handle(event)?;
+            let outcome = Compactor::new(&store, &*runs, reporter, options).handle(event)?;
             store.close()?;
             Ok(Outcome::Compactor(Box::new(outcome)))
         }
+    }
+}
+
+/// The run source a runs root names: `s3://bucket` → [`object_runs::ObjectStoreRuns`] on
+/// that S3 bucket (credentials and region from the environment), anything else a
+/// directory ([`LocalRuns`]).
+pub fn run_source(runs: &std::path::Path) -> Result<Box<dyn RunSource>, String> {
+    match runs.to_str().and_then(|s| s.strip_prefix("s3://")) {
+        Some(rest) => {
+            let bucket = rest.trim_end_matches('/');
+            if bucket.is_empty() || bucket.contains('/') {
+                return Err(format!(
+                    "runs root {runs:?}: use s3://BUCKET (run prefixes are relative to the \
+                     bucket root, as the producer writes them)"
+                ));
+            }
+            Ok(Box::new(object_runs::ObjectStoreRuns::s3_from_env(bucket)?))
+        }
+        None => Ok(Box::new(LocalRuns::new(runs))),
     }
 }
 
@@ -253,6 +277,15 @@ mod tests {
         );
         assert!(role_from_vars(vars(&[("STRATA_ROLE", "x")])).is_err());
         assert!(role_from_vars(vars(&[])).is_err());
+    }
+
+    #[test]
+    fn runs_roots_name_a_directory_or_an_s3_bucket() {
+        assert!(run_source(std::path::Path::new("/mnt/efs/runs")).is_ok());
+        for bad in ["s3://", "s3://bucket/prefix"] {
+            let err = run_source(std::path::Path::new(bad)).err().unwrap();
+            assert!(err.contains("use s3://BUCKET"), "{bad}: {err}");
+        }
     }
 
     #[test]
