@@ -41,21 +41,23 @@ pub fn embedding(cluster: u64, item: u64) -> Vec<f32> {
     v
 }
 
+/// Bytes under `dir`, each file counted once however many hard links it has (an ingested
+/// inbox file is linked into `deltas/` until GC removes the inbox name).
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        dir_bytes(&p)
-                    } else {
-                        e.metadata().map_or(0, |m| m.len())
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.filter_map(|e| e.ok())
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path(), seen),
+                Ok(m) if seen.insert((m.dev(), m.ino())) => m.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(dir, &mut std::collections::HashSet::new())
 }
 
 fn mb(b: u64) -> String {
