@@ -471,6 +471,15 @@ fn patch(collection: Collection, seq: Seq, target: Target, changes: KeyChanges) 
     }
 }
 
+/// One id as `Target::Id`, several as `Target::Ids`.
+fn ids_target(mut ids: Vec<String>) -> Target {
+    if ids.len() == 1 {
+        Target::Id(ids.remove(0))
+    } else {
+        Target::Ids(ids)
+    }
+}
+
 fn push_if_changed(out: &mut Derived, collection: Collection, seq: Seq, id: String, c: KeyChanges) {
     if !c.set.is_empty() || !c.unset.is_empty() {
         out.ops.push(patch(collection, seq, Target::Id(id), c));
@@ -640,7 +649,7 @@ where
             groups.entry(want).or_default().push(id);
         }
     }
-    for (want, mut row_ids) in groups {
+    for (want, row_ids) in groups {
         let mut c = KeyChanges::default();
         match want {
             Some(v) => {
@@ -648,12 +657,8 @@ where
             }
             None => c.unset.push("section_label".into()),
         }
-        let target = if row_ids.len() == 1 {
-            Target::Id(row_ids.remove(0))
-        } else {
-            Target::Ids(row_ids)
-        };
-        out.ops.push(patch(Collection::Lines, seq, target, c));
+        out.ops
+            .push(patch(Collection::Lines, seq, ids_target(row_ids), c));
     }
     Ok(out)
 }
@@ -713,13 +718,9 @@ where
                 None => groups.push((c, vec![id])),
             }
         }
-        for (c, mut record_ids) in groups {
-            let target = if record_ids.len() == 1 {
-                Target::Id(record_ids.remove(0))
-            } else {
-                Target::Ids(record_ids)
-            };
-            out.ops.push(patch(collection, seq, target, c));
+        for (c, record_ids) in groups {
+            out.ops
+                .push(patch(collection, seq, ids_target(record_ids), c));
         }
     }
     Ok(out)

@@ -233,7 +233,15 @@ impl<'a> Compactor<'a> {
     /// StreamMessages, or anything else (`{}`, a schedule): then only the inbox, the
     /// follow-ups, compaction and GC.
     pub fn handle(&mut self, event: &[u8]) -> Result<CompactorOutcome, LambdaError> {
-        let kind = event_kind(event)?;
+        self.handle_kind(event_kind(event)?, event)
+    }
+
+    /// [`Compactor::handle`] for an event whose kind was already read.
+    pub(crate) fn handle_kind(
+        &mut self,
+        kind: EventKind,
+        event: &[u8],
+    ) -> Result<CompactorOutcome, LambdaError> {
         let mut out = CompactorOutcome {
             created: ensure_collections(self.store, self.options.quantization)?,
             ..CompactorOutcome::default()

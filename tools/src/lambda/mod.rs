@@ -179,14 +179,15 @@ pub fn invoke(
         }
         Role::Compactor => {
             // An unreadable event fails before the store is opened (or created).
-            compactor::event_kind(event)?;
+            let kind = compactor::event_kind(event)?;
             let store = Store::open(&settings.store, StoreOptions::default())?;
             let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
             let options = CompactorOptions {
                 quantization: settings.quantization,
                 ..CompactorOptions::default()
             };
-            let outcome = Compactor::new(&store, &*runs, reporter, options).handle(event)?;
+            let outcome =
+                Compactor::new(&store, &*runs, reporter, options).handle_kind(kind, event)?;
             store.close()?;
             Ok(Outcome::Compactor(Box::new(outcome)))
         }
