@@ -10,11 +10,12 @@ use std::io::BufWriter;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use strata_formats::{RowInput, RowMeta, SegmentRef, SegmentWriter, Seq, ShadowEntry};
+use strata_formats::{History, RowInput, RowMeta, SegmentRef, SegmentWriter, Seq, ShadowEntry};
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, now_ms};
 use crate::layout::Layout;
+use crate::resolve::Entry;
 use crate::segment::{MappedSegment, RowSet};
 use crate::snapshot::{SegmentSlot, Snapshot, SnapshotState};
 use crate::store::Store;
@@ -149,6 +150,7 @@ impl Store {
         state: &SnapshotState,
         rows: impl Iterator<Item = Result<Vec<OutRow>>>,
         shadows: Vec<ShadowEntry>,
+        histories: Vec<History>,
     ) -> Result<Option<(SegmentSlot, SegmentRef, u64)>> {
         let temp = fsutil::temp_path(&self.layout.tmp(), "segment");
         let file = File::create(&temp).map_err(Error::io("create", &temp))?;
@@ -178,6 +180,9 @@ impl Store {
         }
         for s in shadows {
             w.push_shadow(s);
+        }
+        for h in histories {
+            w.push_history(h);
         }
         let (out, len) = w.finish().map_err(|e| match e {
             strata_formats::segment::SegmentWriteError::Io(source) => Error::Io {
@@ -257,13 +262,27 @@ impl Store {
             };
         self.check_space(plan_bytes)?;
 
+        // Segments written by this call (the history fold pass skips them).
+        let mut written: HashSet<String> = HashSet::new();
         if flush {
             let mut ids: Vec<&String> = state.overlay.keys().collect();
             ids.sort();
             let mut live = Vec::new();
             let mut shadows = Vec::new();
+            let mut histories = Vec::new();
             for id in ids {
-                let e = &state.overlay[id];
+                let mut e: &Entry = &state.overlay[id];
+                // The settled part of a history is folded before it is written.
+                let folded;
+                if e.history.is_some() {
+                    let mut f = e.clone();
+                    f.fold_settled(&state.ledger, horizon_start);
+                    folded = f;
+                    e = &folded;
+                }
+                let history = e.to_history(id);
+                let keep = e.is_live() || e.time_ms >= horizon_start || history.is_some();
+                histories.extend(history.filter(|_| keep));
                 if e.is_live() {
                     live.push(OutRow {
                         id: id.clone(),
@@ -276,11 +295,11 @@ impl Store {
                         document: e.row.document.clone(),
                         meta: e.row_meta(),
                     });
-                } else if e.time_ms >= horizon_start {
+                } else if keep {
                     shadows.push(e.to_shadow(id));
                 }
             }
-            let out = self.write_segment(&state, std::iter::once(Ok(live)), shadows)?;
+            let out = self.write_segment(&state, std::iter::once(Ok(live)), shadows, histories)?;
             // Superseded rows become the version's dead rows; the overlay is folded.
             for slot in &mut state.segments {
                 slot.version_dead = slot.dead.clone();
@@ -291,6 +310,7 @@ impl Store {
                 report.rows_out += n;
                 report.segments_out += 1;
                 state.segments.push(slot);
+                written.insert(sref.file.clone());
                 refs.push(sref);
             }
             report.deltas_folded = version.deltas.len();
@@ -348,10 +368,42 @@ impl Store {
                 None => (vec![], vec![]),
             };
             state.segments.splice(range.clone(), new_slots);
+            written.extend(new_refs.iter().map(|r| r.file.clone()));
             refs.splice(range, new_refs);
             if full {
                 break;
             }
+        }
+
+        // Histories fold only when their segment is rewritten; a segment whose histories
+        // keep a filter operation in the ledger two horizons after it arrived is rewritten
+        // alone (once per call), so that the ledger and the histories stay bounded.
+        let stale = now_ms().saturating_sub(2 * self.options.horizon.as_millis() as u64);
+        for i in (0..state.segments.len()).rev() {
+            let Some(through) = state.segments[i].seg.min_history_through() else {
+                continue;
+            };
+            let blocking = state
+                .ledger
+                .iter()
+                .any(|r| r.time_ms < stale && r.op.seq > through);
+            if !blocking || !may_merge || written.contains(&refs[i].file) {
+                continue;
+            }
+            report.segments_in += 1;
+            report.bytes_in += refs[i].bytes;
+            let out = self.merge_run(&state, i..i + 1, horizon_start)?;
+            let (new_slots, new_refs) = match out {
+                Some((slot, sref, n)) => {
+                    report.bytes_out += sref.bytes;
+                    report.rows_out += n;
+                    report.segments_out += 1;
+                    (vec![slot], vec![sref])
+                }
+                None => (vec![], vec![]),
+            };
+            state.segments.splice(i..i + 1, new_slots);
+            refs.splice(i..i + 1, new_refs);
         }
 
         if !flush && report.segments_in == 0 {
@@ -379,16 +431,31 @@ impl Store {
         range: std::ops::Range<usize>,
         horizon_start: u64,
     ) -> Result<Option<(SegmentSlot, SegmentRef, u64)>> {
-        let slots = &state.segments[range];
+        let slots = &state.segments[range.clone()];
         // Newest first: decide which rows and shadows survive.
         let mut seen: HashSet<&str> = HashSet::new();
         let mut keep: Vec<Vec<u32>> = vec![Vec::new(); slots.len()];
         let mut shadows = Vec::new();
+        let mut histories = Vec::new();
+        // A history is carried over until it settles (then the row or shadow alone is the
+        // folded state); a shadow entry lives while it or its history is within the horizon.
+        let folded = |mut e: Entry, id: &str| {
+            e.fold_settled(&state.ledger, horizon_start);
+            e.to_history(id)
+        };
         for (i, slot) in slots.iter().enumerate().rev() {
             let view = slot.seg.view();
             for s in slot.seg.shadows() {
-                if seen.insert(s.id.as_str()) && s.time_ms >= horizon_start {
+                if !seen.insert(s.id.as_str()) {
+                    continue;
+                }
+                let history = match slot.seg.history(&s.id) {
+                    Some(_) => folded(state.shadow_entry(range.start + i, &s.id)?, &s.id),
+                    None => None,
+                };
+                if s.time_ms >= horizon_start || history.is_some() {
                     shadows.push(s.clone());
+                    histories.extend(history);
                 }
             }
             for row in 0..slot.seg.rows() {
@@ -398,6 +465,9 @@ impl Store {
                 let id = view.id(row).map_err(|e| slot.seg.err(e))?;
                 if seen.insert(id) {
                     keep[i].push(row as u32);
+                    if slot.seg.history(id).is_some() {
+                        histories.extend(folded(state.entry_at(range.start + i, row)?, id));
+                    }
                 }
             }
         }
@@ -418,7 +488,7 @@ impl Store {
                     out
                 })
         });
-        self.write_segment(state, chunks, shadows)
+        self.write_segment(state, chunks, shadows, histories)
     }
 }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use memmap2::{Mmap, UncheckedAdvice};
-use strata_formats::{MetaValue, Quantization, Scalar, SegmentLayout, SegmentView, ShadowEntry};
+use strata_formats::{
+    History, MetaValue, Quantization, Scalar, SegmentLayout, SegmentView, Seq, ShadowEntry,
+};
 
 use crate::error::{Error, Result};
 
@@ -48,6 +50,8 @@ pub struct MappedSegment {
     mmap: Mmap,
     layout: SegmentLayout,
     shadow: HashMap<String, ShadowEntry>,
+    history: HashMap<String, History>,
+    min_history_through: Option<Seq>,
     eq_index: Mutex<HashMap<String, Arc<EqIndex>>>,
     norms: OnceLock<Vec<f32>>,
 }
@@ -86,6 +90,13 @@ impl MappedSegment {
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
+        let history: HashMap<String, History> = view
+            .history()
+            .map_err(Error::format(path))?
+            .into_iter()
+            .map(|h| (h.id.clone(), h))
+            .collect();
+        let min_history_through = history.values().map(|h| h.through).min();
         Ok(MappedSegment {
             path: path.to_path_buf(),
             name: path
@@ -95,6 +106,8 @@ impl MappedSegment {
             mmap,
             layout,
             shadow,
+            history,
+            min_history_through,
             eq_index: Mutex::new(HashMap::new()),
             norms: OnceLock::new(),
         })
@@ -156,6 +169,22 @@ impl MappedSegment {
     /// The shadow entry of an id, if the segment has one.
     pub fn shadow(&self, id: &str) -> Option<&ShadowEntry> {
         self.shadow.get(id)
+    }
+
+    /// The replay history of an id, if the segment has one.
+    pub fn history(&self, id: &str) -> Option<&History> {
+        self.history.get(id)
+    }
+
+    /// Ids with a replay history.
+    pub fn history_ids(&self) -> impl Iterator<Item = &str> {
+        self.history.keys().map(String::as_str)
+    }
+
+    /// The smallest `through` of the segment's histories (None without histories): retained
+    /// filter operations newer than it are still needed to replay them.
+    pub fn min_history_through(&self) -> Option<Seq> {
+        self.min_history_through
     }
 
     /// All shadow entries.

@@ -3,11 +3,11 @@
 //! registered deltas (merge-on-read). Every read runs on a snapshot; the writer swaps in a
 //! new one after each commit and never changes one a reader holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use strata_formats::{
-    Filter, Metadata, Metric, Op, Operation, Quantization, RetainedOp, Seq, Target, VersionRecord,
+    Filter, Metadata, Metric, Op, Operation, Quantization, RetainedOp, Target, VersionRecord,
 };
 
 use crate::error::{Error, Result};
@@ -118,6 +118,21 @@ pub struct SnapshotState {
     pub ledger: Vec<RetainedOp>,
 }
 
+/// A history that cannot be replayed, as a format error of its segment's History block.
+fn history_error(seg: &MappedSegment, detail: String) -> Error {
+    let offset = seg
+        .view()
+        .layout()
+        .block(strata_formats::BlockKind::History)
+        .map_or(0, |b| b.offset);
+    seg.err(strata_formats::FormatError::Malformed {
+        kind: strata_formats::FileKind::Segment,
+        what: "history block".into(),
+        offset,
+        detail,
+    })
+}
+
 /// An immutable view of a collection at one version. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Snapshot(pub(crate) Arc<SnapshotState>);
@@ -160,7 +175,9 @@ impl SnapshotState {
     fn lookup(&self, id: &str) -> Result<(Entry, Option<(usize, usize)>)> {
         for (si, slot) in self.segments.iter().enumerate().rev() {
             if let Some(shadow) = slot.seg.shadow(id) {
-                return Ok((Entry::from_shadow(shadow.clone()), None));
+                let e = Entry::from_shadow(shadow.clone(), slot.seg.history(id))
+                    .map_err(|d| history_error(&slot.seg, d))?;
+                return Ok((e, None));
             }
             let view = slot.seg.view();
             if let Some(row) = view.find(id).map_err(|e| slot.seg.err(e))? {
@@ -173,7 +190,8 @@ impl SnapshotState {
         Ok((Entry::absent(), None))
     }
 
-    fn entry_at(&self, si: usize, row: usize) -> Result<Entry> {
+    /// The entry of a segment's row (with its history).
+    pub(crate) fn entry_at(&self, si: usize, row: usize) -> Result<Entry> {
         let seg = &self.segments[si].seg;
         let view = seg.view();
         let e = |e| seg.err(e);
@@ -183,7 +201,8 @@ impl SnapshotState {
         } else {
             None
         };
-        Ok(Entry::from_row(
+        let id = view.id(row).map_err(e)?;
+        Entry::from_row(
             view.seq(row).map_err(|e| seg.err(e))?,
             Row {
                 embedding,
@@ -191,7 +210,19 @@ impl SnapshotState {
                 metadata: meta.metadata,
             },
             meta.key_seqs,
-        ))
+            seg.history(id),
+        )
+        .map_err(|d| history_error(seg, d))
+    }
+
+    /// The entry of a segment's shadow entry of `id` (with its history).
+    pub(crate) fn shadow_entry(&self, si: usize, id: &str) -> Result<Entry> {
+        let seg = &self.segments[si].seg;
+        let shadow = seg.shadow(id).ok_or_else(|| Error::ManifestEntry {
+            key: format!("segment {}", seg.name()),
+            detail: format!("no shadow entry for {id:?}"),
+        })?;
+        Entry::from_shadow(shadow.clone(), seg.history(id)).map_err(|d| history_error(seg, d))
     }
 
     fn entry_mut(&mut self, id: &str) -> Result<&mut Entry> {
@@ -225,77 +256,97 @@ impl SnapshotState {
         Ok(ids)
     }
 
-    fn apply_to_id(&mut self, id: &str, seq: Seq, op: &Op, now: u64) -> Result<bool> {
-        let e = self.entry_mut(id)?;
-        Ok(match op {
-            Op::Upsert(r) => e.upsert(seq, r, now),
-            Op::Patch(p) => e.patch(seq, &p.set, &p.unset, now),
-            Op::Delete(_) => e.delete(seq, now),
-        })
+    /// Apply an operation that names `id` (an upsert, or a patch or delete by id).
+    fn apply_to_id(&mut self, id: &str, op: &Operation, now: u64) -> Result<()> {
+        let ledger = std::mem::take(&mut self.ledger);
+        let out = self
+            .entry_mut(id)
+            .map(|e| e.apply(op.seq, &op.op, &ledger, now));
+        self.ledger = ledger;
+        out.map(|_| ())
+    }
+
+    /// Replay an id against the ledger (a filter operation joined it); the id enters the
+    /// overlay only if its state changes.
+    fn replay_id(&mut self, id: &str, now: u64) -> Result<()> {
+        if let Some(e) = self.overlay.get_mut(id) {
+            Arc::make_mut(e).replay(&self.ledger, now);
+            return Ok(());
+        }
+        let (mut entry, loc) = self.lookup(id)?;
+        if entry.replay(&self.ledger, now) {
+            if let Some((si, row)) = loc {
+                self.segments[si].dead.insert(row);
+            }
+            self.overlay.insert(id.to_string(), Arc::new(entry));
+        }
+        Ok(())
     }
 
     /// Fold one operation into the overlay (the order-independence rules of `resolve`).
     pub fn fold(&mut self, op: &Operation, now: u64) -> Result<()> {
-        match &op.op {
-            Op::Upsert(r) => {
-                if self.apply_to_id(&r.id, op.seq, &op.op, now)? {
-                    self.replay_ledger(&r.id, op.seq, now)?;
-                }
-            }
-            Op::Patch(p) => self.fold_target(&p.target, op, now)?,
-            Op::Delete(t) => self.fold_target(t, op, now)?,
-        }
-        Ok(())
-    }
-
-    fn fold_target(&mut self, target: &Target, op: &Operation, now: u64) -> Result<()> {
-        let ids = match target {
-            Target::Where(filter) => {
-                let at = self.ledger.partition_point(|r| r.op.seq <= op.seq);
-                if self.ledger.get(at.wrapping_sub(1)).map(|r| &r.op) != Some(op) {
-                    self.ledger.insert(
-                        at,
-                        RetainedOp {
-                            op: op.clone(),
-                            time_ms: now,
-                        },
-                    );
-                }
-                self.matching_ids(filter)?
-            }
-            t => t.ids().unwrap_or_default().to_vec(),
+        let target = match &op.op {
+            Op::Upsert(r) => return self.apply_to_id(&r.id, op, now),
+            Op::Patch(p) => &p.target,
+            Op::Delete(t) => t,
         };
-        for id in ids {
-            self.apply_to_id(&id, op.seq, &op.op, now)?;
-        }
-        Ok(())
-    }
-
-    /// After an upsert at `seq`, apply the retained filter operations newer than it that
-    /// match the record (a late, older upsert still receives them).
-    fn replay_ledger(&mut self, id: &str, seq: Seq, now: u64) -> Result<()> {
-        let start = self.ledger.partition_point(|r| r.op.seq <= seq);
-        for i in start..self.ledger.len() {
-            let retained = self.ledger[i].op.clone();
-            let filter = match &retained.op {
-                Op::Patch(p) => &p.target,
-                Op::Delete(t) => t,
-                Op::Upsert(_) => continue,
-            };
-            let Target::Where(filter) = filter else {
-                continue;
-            };
-            let entry = self.entry_mut(id)?;
-            if entry.is_live() && filter.matches(&entry.row.metadata) {
-                self.apply_to_id(id, retained.seq, &retained.op, now)?;
+        let Target::Where(filter) = target else {
+            for id in target.ids().unwrap_or_default() {
+                self.apply_to_id(id, op, now)?;
             }
+            return Ok(());
+        };
+        // A version's retained ledger already holds the filter operations of its pending
+        // deltas (a reader folds them again): those are not added twice, but still applied.
+        let at = self.ledger.partition_point(|r| r.op.seq < op.seq);
+        if !self.ledger[at..]
+            .iter()
+            .take_while(|r| r.op.seq == op.seq)
+            .any(|r| r.op == *op)
+        {
+            let after = self.ledger.partition_point(|r| r.op.seq <= op.seq);
+            self.ledger.insert(
+                after,
+                RetainedOp {
+                    op: op.clone(),
+                    time_ms: now,
+                },
+            );
+        }
+        // The ids the filter may touch: those it matches now, and those whose state at its
+        // seq may differ from now (every id with a history).
+        let mut ids: BTreeSet<String> = self.matching_ids(filter)?.into_iter().collect();
+        ids.extend(
+            self.overlay
+                .iter()
+                .filter(|(_, e)| e.history.is_some())
+                .map(|(id, _)| id.clone()),
+        );
+        for slot in &self.segments {
+            ids.extend(slot.seg.history_ids().map(str::to_string));
+        }
+        for id in ids {
+            self.replay_id(&id, now)?;
         }
         Ok(())
     }
 
-    /// Drop ledger entries older than the horizon.
+    /// Drop ledger entries older than the horizon that no history still replays: an entry
+    /// newer than some history's `through` stays until that history is folded.
     pub fn expire_ledger(&mut self, horizon_start_ms: u64) {
-        self.ledger.retain(|r| r.time_ms >= horizon_start_ms);
+        let needed_after = self
+            .overlay
+            .values()
+            .filter_map(|e| e.history.as_ref().map(|h| h.through))
+            .chain(
+                self.segments
+                    .iter()
+                    .filter_map(|s| s.seg.min_history_through()),
+            )
+            .min();
+        self.ledger.retain(|r| {
+            r.time_ms >= horizon_start_ms || needed_after.is_some_and(|t| r.op.seq > t)
+        });
     }
 
     /// Candidate rows of a segment for a filter: an equality index lookup when the filter

@@ -4,11 +4,9 @@
 //! visible state equals a plain in-memory model that applies the delivered operations
 //! sorted by seq.
 //!
-//! Filters select on `group`, an identity key: every upsert of an id carries the same group
-//! and patches never change it (as `image_id`/`receipt_id` in the receipt domain, where the
-//! id encodes them). Filter operations are evaluated against the state they meet, which is
-//! exact under that rule (ARCHITECTURE.md, "Ordering"); a filter over a key that changes
-//! between upserts is not covered by the order-independence guarantee.
+//! Filters select on `group`, which changes freely: each upsert picks one, and patches (by
+//! id and by filter) set or remove it, so a filter operation's targets depend on the state
+//! at its own seq — the case the replay histories exist for (`resolve.rs`).
 //!
 //! Cases: `PROPTEST_CASES` (CI runs 1000; the closing note reports a longer run).
 
@@ -25,6 +23,7 @@ enum Kind {
     Upsert {
         id: u8,
         v: i64,
+        group: u8,
     },
     PatchIds {
         ids: Vec<u8>,
@@ -62,26 +61,32 @@ fn group_filter(g: u8) -> Filter {
 }
 
 fn to_op(seq: u64, k: &Kind) -> Operation {
-    let key = |k: u8| format!("k{k}");
+    // Key 3 is the filtered `group` (patched to g0 or g1); the others are plain values.
+    let key = |k: u8| match k {
+        3 => "group".to_string(),
+        k => format!("k{k}"),
+    };
     let seq = Seq::from(seq);
     let patch = |target, key: String, v: &Option<i64>| match v {
-        Some(v) => Operation::patch(
-            seq,
-            target,
-            [(key, MetaValue::Int(*v))].into_iter().collect(),
-            vec![],
-        ),
+        Some(v) => {
+            let value = if key == "group" {
+                MetaValue::Str(format!("g{}", v % 2))
+            } else {
+                MetaValue::Int(*v)
+            };
+            Operation::patch(seq, target, [(key, value)].into_iter().collect(), vec![])
+        }
         None => Operation::patch(seq, target, Metadata::new(), vec![key]),
     };
     match k {
-        Kind::Upsert { id: i, v } => Operation::upsert(
+        Kind::Upsert { id: i, v, group } => Operation::upsert(
             seq,
             Record {
                 id: id(*i),
                 embedding: Some(vec![*v as f32, *i as f32]),
                 document: Some(format!("doc {v}")),
                 metadata: [
-                    ("group".to_string(), MetaValue::Str(format!("g{}", i % 2))),
+                    ("group".to_string(), MetaValue::Str(format!("g{group}"))),
                     ("k0".to_string(), MetaValue::Int(*v)),
                 ]
                 .into_iter()
@@ -173,10 +178,10 @@ fn kind() -> impl Strategy<Value = Kind> {
     let ids = prop::collection::vec(0u8..6, 1..3);
     let v = prop::option::of(0i64..5);
     prop_oneof![
-        4 => (0u8..6, 0i64..100).prop_map(|(id, v)| Kind::Upsert { id, v }),
-        2 => (ids.clone(), 0u8..3, v.clone()).prop_map(|(ids, key, v)| Kind::PatchIds { ids, key, v }),
+        4 => (0u8..6, 0i64..100, 0u8..2).prop_map(|(id, v, group)| Kind::Upsert { id, v, group }),
+        2 => (ids.clone(), 0u8..4, v.clone()).prop_map(|(ids, key, v)| Kind::PatchIds { ids, key, v }),
         1 => ids.prop_map(|ids| Kind::DeleteIds { ids }),
-        1 => (0u8..2, 0u8..3, v).prop_map(|(group, key, v)| Kind::PatchWhere { group, key, v }),
+        1 => (0u8..2, 0u8..4, v).prop_map(|(group, key, v)| Kind::PatchWhere { group, key, v }),
         1 => (0u8..2).prop_map(|group| Kind::DeleteWhere { group }),
     ]
 }

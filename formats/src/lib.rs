@@ -26,8 +26,8 @@ pub use error::{FileKind, FormatError};
 pub use filter::{CmpOp, Filter, FilterError, Predicate};
 pub use op::{Op, Operation, Patch, Record, Target};
 pub use segment::{
-    AlignedBuf, BlockKind, RowInput, RowMeta, SegmentLayout, SegmentView, SegmentWriter,
-    ShadowEntry,
+    AlignedBuf, BaseRecord, BaseState, BlockKind, History, PatchEvent, RowInput, RowMeta,
+    SegmentLayout, SegmentView, SegmentWriter, ShadowEntry,
 };
 pub use seq::{Seq, SeqParseError};
 pub use value::{MetaValue, Metadata, Scalar, ValueError};

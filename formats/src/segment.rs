@@ -23,8 +23,12 @@ compile_error!("strata's segment files are read in place as little-endian f32: b
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATASG";
 /// Magic at the very end of every segment file.
 pub const SEGMENT_END_MAGIC: [u8; 8] = *b"SGFOOTER";
-/// Format version this build writes (and the highest major it reads).
-pub const SEGMENT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 0 };
+/// Format version this build writes (and the highest major it reads). A segment without
+/// replay histories is written as 1.0, byte for byte what 1.0 writers produce; one with a
+/// History block says 1.1 (a 1.0 reader ignores the block and reads the same rows).
+pub const SEGMENT_VERSION: FormatVersion = FormatVersion { major: 1, minor: 1 };
+/// The version of a segment written without a History block.
+pub const SEGMENT_VERSION_NO_HISTORY: FormatVersion = FormatVersion { major: 1, minor: 0 };
 /// Size of the header.
 pub const HEADER_LEN: usize = 128;
 /// Size of one block-table entry.
@@ -66,6 +70,8 @@ pub enum BlockKind {
     Documents,
     /// bincode `Vec<ShadowEntry>`.
     Shadow,
+    /// bincode `Vec<History>`, sorted by id (minor version 1).
+    History,
     /// A kind this build does not know (written by a newer minor version).
     Unknown(u32),
 }
@@ -84,6 +90,7 @@ impl BlockKind {
             BlockKind::Metadata => 8,
             BlockKind::Documents => 9,
             BlockKind::Shadow => 10,
+            BlockKind::History => 11,
             BlockKind::Unknown(c) => c,
         }
     }
@@ -101,6 +108,7 @@ impl BlockKind {
             8 => BlockKind::Metadata,
             9 => BlockKind::Documents,
             10 => BlockKind::Shadow,
+            11 => BlockKind::History,
             c => BlockKind::Unknown(c),
         }
     }
@@ -118,6 +126,7 @@ impl BlockKind {
             BlockKind::Metadata => "metadata".into(),
             BlockKind::Documents => "documents".into(),
             BlockKind::Shadow => "shadow".into(),
+            BlockKind::History => "history".into(),
             BlockKind::Unknown(c) => format!("unknown block kind {c}"),
         }
     }
@@ -149,6 +158,68 @@ pub struct ShadowEntry {
     /// Patched keys with their seq; `None` means the patch removed the key.
     pub overlay: Vec<(String, Seq, Option<MetaValue>)>,
     /// When the entry was last written (ms since the Unix epoch), for the retention horizon.
+    pub time_ms: u64,
+}
+
+/// What an id's base state is, in a [`History`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub enum BaseState {
+    /// A record (from the upsert at `base_seq`).
+    Live,
+    /// Deleted at `base_seq`.
+    Deleted,
+    /// Never upserted or deleted.
+    Absent,
+}
+
+/// A metadata patch of one id kept in a [`History`].
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub struct PatchEvent {
+    /// The patch's seq.
+    pub seq: Seq,
+    /// Keys written.
+    pub set: Metadata,
+    /// Keys removed.
+    pub unset: Vec<String>,
+    /// When it arrived (ms since the Unix epoch), for the retention horizon.
+    pub time_ms: u64,
+}
+
+/// The embedding and document of a history's base record, stored only when the id has no
+/// live row in the segment (a filter delete hid it, and a late patch may bring it back).
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub struct BaseRecord {
+    /// The embedding (empty for a metadata-only collection).
+    pub embedding: Vec<f32>,
+    /// The document.
+    pub document: Option<String>,
+}
+
+/// How an id's visible state was reached, kept while operations newer than its base are
+/// within the retention horizon: the base (state after the last upsert or delete, with
+/// every operation up to `through` folded in) and the id's later patches. Replaying them,
+/// merged in seq order with the version's retained filter operations newer than `through`,
+/// gives the visible state; a late operation is inserted and the replay redone, so that a
+/// filter operation is evaluated on the state at its own seq (DESIGN.md order-independence).
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub struct History {
+    /// The id.
+    pub id: String,
+    /// Operations with a seq up to this one are folded into the base.
+    pub through: Seq,
+    /// Seq of the base's upsert or delete (zero when neither arrived).
+    pub base_seq: Seq,
+    /// Live, deleted or absent.
+    pub base_state: BaseState,
+    /// The base's metadata (for a base that is not live: values of keys patched in it).
+    pub base_metadata: Metadata,
+    /// Keys patched in the base after `base_seq`, with their seq.
+    pub base_key_seqs: Vec<(String, Seq)>,
+    /// The base record's vector and document when the id has no live row in this segment.
+    pub base_record: Option<BaseRecord>,
+    /// The id's patches newer than `through`, ascending seq.
+    pub patches: Vec<PatchEvent>,
+    /// When the id last changed (ms since the Unix epoch).
     pub time_ms: u64,
 }
 
@@ -261,6 +332,7 @@ pub struct SegmentWriter<W: Write + Seek> {
     min_seq: Seq,
     max_seq: Seq,
     shadow: Vec<ShadowEntry>,
+    history: Vec<History>,
 }
 
 /// Quantize a vector to i8 codes with one scale: `code = round(x / scale)`, `scale =
@@ -337,6 +409,7 @@ impl<W: Write + Seek> SegmentWriter<W> {
             min_seq: Seq::MAX,
             max_seq: Seq::ZERO,
             shadow: Vec::new(),
+            history: Vec::new(),
         })
     }
 
@@ -387,6 +460,15 @@ impl<W: Write + Seek> SegmentWriter<W> {
             self.max_seq = self.max_seq.max(*seq);
         }
         self.shadow.push(entry);
+    }
+
+    /// Add the replay history of an id (a row or a shadow entry of this segment).
+    pub fn push_history(&mut self, history: History) {
+        self.max_seq = self.max_seq.max(history.through);
+        for p in &history.patches {
+            self.max_seq = self.max_seq.max(p.seq);
+        }
+        self.history.push(history);
     }
 
     /// Rows pushed so far.
@@ -469,6 +551,17 @@ impl<W: Write + Seek> SegmentWriter<W> {
         self.write_block(&mut table, BlockKind::Documents, &docs)?;
         let shadow = codec::encode(&self.shadow);
         self.write_block(&mut table, BlockKind::Shadow, &shadow)?;
+        let version = if self.history.is_empty() {
+            SEGMENT_VERSION_NO_HISTORY
+        } else {
+            let mut history = std::mem::take(&mut self.history);
+            history.sort_by(|a, b| a.id.cmp(&b.id));
+            if let Some(w) = history.windows(2).find(|w| w[0].id == w[1].id) {
+                return Err(SegmentWriteError::DuplicateId(w[0].id.clone()));
+            }
+            self.write_block(&mut table, BlockKind::History, &codec::encode(&history))?;
+            SEGMENT_VERSION
+        };
 
         let table_offset = self.pos;
         let mut tail = Vec::with_capacity(table.len() * BLOCK_ENTRY_LEN + TAIL_LEN);
@@ -488,15 +581,16 @@ impl<W: Write + Seek> SegmentWriter<W> {
         self.out.write_all(&tail)?;
         let file_len = table_offset + tail.len() as u64;
 
-        let (min_seq, max_seq) = if self.rows == 0 && self.shadow.is_empty() {
-            (Seq::ZERO, Seq::ZERO)
-        } else if self.rows == 0 {
-            (Seq::ZERO, self.max_seq)
-        } else {
-            (self.min_seq, self.max_seq)
-        };
+        let (min_seq, max_seq) =
+            if self.rows == 0 && self.shadow.is_empty() && version == SEGMENT_VERSION_NO_HISTORY {
+                (Seq::ZERO, Seq::ZERO)
+            } else if self.rows == 0 {
+                (Seq::ZERO, self.max_seq)
+            } else {
+                (self.min_seq, self.max_seq)
+            };
         let mut header = Vec::with_capacity(HEADER_LEN);
-        codec::write_preamble(&mut header, &SEGMENT_MAGIC, SEGMENT_VERSION);
+        codec::write_preamble(&mut header, &SEGMENT_MAGIC, version);
         header.extend_from_slice(&self.dims.to_le_bytes());
         header.extend_from_slice(&self.rows.to_le_bytes());
         header.extend_from_slice(&min_seq.to_be_bytes());
@@ -826,6 +920,7 @@ impl<'a> SegmentView<'a> {
             self.document(i)?;
         }
         self.shadow()?;
+        self.history()?;
         Ok(())
     }
 
@@ -986,6 +1081,63 @@ impl<'a> SegmentView<'a> {
             "shadow block",
             block.offset,
         )
+    }
+}
+
+impl SegmentView<'_> {
+    /// The replay histories, sorted by id (empty when the segment has no History block).
+    pub fn history(&self) -> Result<Vec<History>> {
+        let Some(block) = self
+            .layout
+            .blocks
+            .iter()
+            .find(|b| b.kind == BlockKind::History)
+        else {
+            return Ok(Vec::new());
+        };
+        let list: Vec<History> = codec::decode_exact(
+            self.block_bytes(BlockKind::History)?,
+            KIND,
+            "history block",
+            block.offset,
+        )?;
+        if let Some(i) = list.windows(2).position(|w| w[0].id >= w[1].id) {
+            return Err(FormatError::malformed(
+                KIND,
+                "history block",
+                block.offset,
+                format!("ids out of order or repeated at entry {}", i + 1),
+            ));
+        }
+        let dims = self.dims();
+        for h in &list {
+            if let Some(r) = &h.base_record {
+                if r.embedding.len() != dims {
+                    return Err(FormatError::malformed(
+                        KIND,
+                        "history block",
+                        block.offset,
+                        format!(
+                            "history of {:?} has a {}-dimension base vector, the segment has {dims}",
+                            h.id,
+                            r.embedding.len()
+                        ),
+                    ));
+                }
+            }
+            if let Some(p) = h.patches.iter().find(|p| p.seq <= h.through) {
+                return Err(FormatError::malformed(
+                    KIND,
+                    "history block",
+                    block.offset,
+                    format!(
+                        "history of {:?} keeps a patch at seq {} not newer than its base ({})",
+                        h.id, p.seq, h.through
+                    ),
+                ));
+            }
+        }
+        Ok(list)
     }
 }
 
