@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use strata_formats::{
-    BaseRecord, BaseState, Metadata, Op, PatchEvent, Record, RetainedOp, RowMeta, Seq, ShadowEntry,
-    Target,
+    BaseRecord, BaseState, Filter, Metadata, Op, PatchEvent, Record, RetainedOp, RowMeta, Seq,
+    ShadowEntry, Target,
 };
 
 /// A record's contents.
@@ -517,6 +517,43 @@ impl Entry {
     }
 }
 
+fn presence_of(b: BaseState) -> Presence {
+    match b {
+        BaseState::Live => Presence::Live,
+        BaseState::Deleted => Presence::Deleted,
+        BaseState::Absent => Presence::Absent,
+    }
+}
+
+/// Whether a filter operation at `seq` may apply to the id a stored history describes: the
+/// id's state just before it — the base with the patches up to `seq` and the retained
+/// filter operations `before` it (the ledger up to the operation's own position) — is live
+/// and matches `filter`. Replayed on metadata alone: no vector is read.
+pub fn stored_history_matches(
+    h: &strata_formats::History,
+    before: &[RetainedOp],
+    seq: Seq,
+    filter: &Filter,
+) -> bool {
+    if seq <= h.through {
+        return false;
+    }
+    let mut state = State {
+        seq: h.base_seq,
+        presence: presence_of(h.base_state),
+        row: Row {
+            metadata: h.base_metadata.clone(),
+            ..Row::default()
+        },
+        patched: h.base_key_seqs.iter().cloned().collect(),
+    };
+    let patches = &h.patches[..h.patches.partition_point(|p| p.seq <= seq)];
+    let ops = &before[before.partition_point(|r| r.op.seq <= h.through)..];
+    let mut last = h.through;
+    replay_into(&mut state, patches, ops, &mut last);
+    state.is_live() && filter.matches(&state.row.metadata)
+}
+
 /// Apply patches and retained filter operations (both ascending seq) to a state, merged in
 /// seq order (a patch before a filter operation of the same seq); `last` becomes the largest
 /// seq applied. Returns whether any filter operation matched.
@@ -579,11 +616,7 @@ impl History {
             through: h.through,
             base: State {
                 seq: h.base_seq,
-                presence: match h.base_state {
-                    BaseState::Live => Presence::Live,
-                    BaseState::Deleted => Presence::Deleted,
-                    BaseState::Absent => Presence::Absent,
-                },
+                presence: presence_of(h.base_state),
                 row: base_row,
                 patched: h.base_key_seqs.iter().cloned().collect(),
             },

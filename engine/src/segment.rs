@@ -176,9 +176,9 @@ impl MappedSegment {
         self.history.get(id)
     }
 
-    /// Ids with a replay history.
-    pub fn history_ids(&self) -> impl Iterator<Item = &str> {
-        self.history.keys().map(String::as_str)
+    /// The replay histories of the segment's ids.
+    pub fn histories(&self) -> impl Iterator<Item = &History> {
+        self.history.values()
     }
 
     /// The smallest `through` of the segment's histories (None without histories): retained

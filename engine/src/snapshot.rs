@@ -11,7 +11,7 @@ use strata_formats::{
 };
 
 use crate::error::{Error, Result};
-use crate::resolve::{Entry, Row};
+use crate::resolve::{stored_history_matches, Entry, Row};
 use crate::segment::{IndexKey, MappedSegment, RowSet};
 
 /// A collection's settings.
@@ -299,22 +299,26 @@ impl SnapshotState {
         // A version's retained ledger already holds the filter operations of its pending
         // deltas (a reader folds them again): those are not added twice, but still applied.
         let at = self.ledger.partition_point(|r| r.op.seq < op.seq);
-        if !self.ledger[at..]
+        let at = match self.ledger[at..]
             .iter()
             .take_while(|r| r.op.seq == op.seq)
-            .any(|r| r.op == *op)
+            .position(|r| r.op == *op)
         {
-            let after = self.ledger.partition_point(|r| r.op.seq <= op.seq);
-            self.ledger.insert(
-                after,
-                RetainedOp {
-                    op: op.clone(),
-                    time_ms: now,
-                },
-            );
-        }
-        // The ids the filter may touch: those it matches now, and those whose state at its
-        // seq may differ from now (every id with a history).
+            Some(i) => at + i,
+            None => {
+                let after = self.ledger.partition_point(|r| r.op.seq <= op.seq);
+                self.ledger.insert(
+                    after,
+                    RetainedOp {
+                        op: op.clone(),
+                        time_ms: now,
+                    },
+                );
+                after
+            }
+        };
+        // The ids the filter may touch: those it matches now, and those with a history whose
+        // state just before the filter (replayed on metadata alone) matches it.
         let mut ids: BTreeSet<String> = self.matching_ids(filter)?.into_iter().collect();
         ids.extend(
             self.overlay
@@ -322,8 +326,14 @@ impl SnapshotState {
                 .filter(|(_, e)| e.history.is_some())
                 .map(|(id, _)| id.clone()),
         );
+        let before = &self.ledger[..at];
         for slot in &self.segments {
-            ids.extend(slot.seg.history_ids().map(str::to_string));
+            ids.extend(
+                slot.seg
+                    .histories()
+                    .filter(|h| stored_history_matches(h, before, op.seq, filter))
+                    .map(|h| h.id.clone()),
+            );
         }
         for id in ids {
             self.replay_id(&id, now)?;

@@ -7,7 +7,9 @@ use crate::collection::{Metric, Quantization};
 use crate::delta::{DeltaHeader, DeltaWriter};
 use crate::filter::Filter;
 use crate::op::{Operation, Record, Target};
-use crate::segment::{RowInput, RowMeta, SegmentWriter, ShadowEntry};
+use crate::segment::{
+    BaseRecord, BaseState, History, PatchEvent, RowInput, RowMeta, SegmentWriter, ShadowEntry,
+};
 use crate::seq::Seq;
 use crate::value::{MetaValue, Metadata};
 use crate::version::{encode_version, DeltaRef, RetainedOp, SegmentRef, VersionRecord};
@@ -160,6 +162,64 @@ pub fn segment_with(dims: usize, n: usize, quantization: Quantization) -> Vec<u8
         seq: Seq::from(99),
         deleted: true,
         overlay: vec![("k".into(), Seq::from(98), Some(MetaValue::Bool(true)))],
+        time_ms: 1_764_000_000_000,
+    });
+    w.finish().expect("in-memory write").0.into_inner()
+}
+
+/// A sample segment of `n` (≥ 1) rows of `dims` dims carrying a History block: one history
+/// for the first row (a later patch) and one for a filter-deleted shadow entry (with its
+/// base record).
+pub fn segment_with_history(dims: usize, n: usize) -> Vec<u8> {
+    let rows = segment_rows(dims, n.max(1));
+    let mut w = SegmentWriter::new(Cursor::new(Vec::new()), dims as u32, Quantization::None)
+        .expect("valid dims");
+    for (id, seq, v, doc, meta) in &rows {
+        w.push(RowInput {
+            id,
+            seq: *seq,
+            vector: v,
+            document: doc.as_deref(),
+            meta,
+        })
+        .expect("valid row");
+    }
+    let (first, first_seq, _, _, first_meta) = &rows[0];
+    w.push_history(History {
+        id: first.clone(),
+        through: *first_seq,
+        base_seq: *first_seq,
+        base_state: BaseState::Live,
+        base_metadata: first_meta.metadata.clone(),
+        base_key_seqs: vec![],
+        base_record: None,
+        patches: vec![PatchEvent {
+            seq: Seq::from(200),
+            set: meta(&[("label", MetaValue::Str("L9".into()))]),
+            unset: vec!["n".into()],
+            time_ms: 1_764_000_000_000,
+        }],
+        time_ms: 1_764_000_000_000,
+    });
+    w.push_shadow(ShadowEntry {
+        id: "hidden".into(),
+        seq: Seq::from(150),
+        deleted: true,
+        overlay: vec![],
+        time_ms: 1_764_000_000_000,
+    });
+    w.push_history(History {
+        id: "hidden".into(),
+        through: Seq::from(120),
+        base_seq: Seq::from(120),
+        base_state: BaseState::Live,
+        base_metadata: meta(&[("group", MetaValue::Str("g1".into()))]),
+        base_key_seqs: vec![],
+        base_record: Some(BaseRecord {
+            embedding: vector(999, dims),
+            document: Some("hidden document".into()),
+        }),
+        patches: vec![],
         time_ms: 1_764_000_000_000,
     });
     w.finish().expect("in-memory write").0.into_inner()

@@ -245,3 +245,85 @@ fn newer_major_version_is_refused_with_a_clear_error() {
         assert!(err.to_string().contains("newer than this build supports"));
     }
 }
+
+#[test]
+fn a_segment_with_histories_says_1_1_and_round_trips() {
+    use strata_formats::samples::{segment_with, segment_with_history};
+    use strata_formats::{BaseState, FormatVersion};
+
+    let plain = AlignedBuf::copy_from(&segment_with(4, 5, Quantization::None));
+    let layout = SegmentLayout::parse(plain.as_bytes()).unwrap();
+    assert_eq!(layout.header.version, FormatVersion { major: 1, minor: 0 });
+    let view = SegmentView::new(plain.as_bytes(), &layout).unwrap();
+    assert!(view.history().unwrap().is_empty());
+
+    let buf = AlignedBuf::copy_from(&segment_with_history(4, 5));
+    let layout = SegmentLayout::parse(buf.as_bytes()).unwrap();
+    assert_eq!(layout.header.version, FormatVersion { major: 1, minor: 1 });
+    let view = SegmentView::new(buf.as_bytes(), &layout).unwrap();
+    view.verify().unwrap();
+    let history = view.history().unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].id < history[1].id, "sorted by id");
+    let hidden = history.iter().find(|h| h.id == "hidden").unwrap();
+    assert_eq!(hidden.base_state, BaseState::Live);
+    assert_eq!(hidden.base_record.as_ref().unwrap().embedding.len(), 4);
+    assert_eq!(
+        layout.header.max_seq,
+        Seq::from(200),
+        "a history patch's seq counts"
+    );
+}
+
+#[test]
+fn verify_refuses_bad_histories() {
+    use strata_formats::{BaseRecord, BaseState, History, PatchEvent};
+
+    let history = |id: &str, dims: usize, patch_seq: u64| History {
+        id: id.into(),
+        through: Seq::from(10),
+        base_seq: Seq::from(10),
+        base_state: BaseState::Live,
+        base_metadata: Metadata::new(),
+        base_key_seqs: vec![],
+        base_record: Some(BaseRecord {
+            embedding: vec![0.5; dims],
+            document: None,
+        }),
+        patches: vec![PatchEvent {
+            seq: Seq::from(patch_seq),
+            set: Metadata::new(),
+            unset: vec![],
+            time_ms: 0,
+        }],
+        time_ms: 0,
+    };
+    let write = |h: History| {
+        let mut w = SegmentWriter::new(Cursor::new(Vec::new()), 3, Quantization::None).unwrap();
+        w.push_shadow(strata_formats::ShadowEntry {
+            id: h.id.clone(),
+            seq: Seq::from(11),
+            deleted: true,
+            overlay: vec![],
+            time_ms: 0,
+        });
+        w.push_history(h);
+        AlignedBuf::copy_from(&w.finish().unwrap().0.into_inner())
+    };
+    let check = |buf: &AlignedBuf| {
+        let layout = SegmentLayout::parse(buf.as_bytes()).unwrap();
+        SegmentView::new(buf.as_bytes(), &layout)
+            .unwrap()
+            .verify()
+            .map_err(|e| e.to_string())
+    };
+    assert!(check(&write(history("x", 3, 11))).is_ok());
+    let err = check(&write(history("x", 2, 11))).unwrap_err();
+    assert!(err.contains("2-dimension base vector"), "{err}");
+    let err = check(&write(history("x", 3, 10))).unwrap_err();
+    assert!(err.contains("not newer than its base"), "{err}");
+    let mut w = SegmentWriter::new(Cursor::new(Vec::new()), 3, Quantization::None).unwrap();
+    w.push_history(history("x", 3, 11));
+    w.push_history(history("x", 3, 12));
+    assert!(w.finish().is_err(), "an id with two histories is refused");
+}

@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = view.find("");
     let _ = view.find("id-000");
     let shadow = view.shadow();
+    let history = view.history();
     let quant_i8 = view.quant_i8();
     let quant_bits = view.quant_bits();
     let _ = view.vectors();
@@ -73,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let shadow = shadow.expect("shadow of a verified segment");
+    let history = history.expect("history of a verified segment");
     let quantization = layout.header.quantization;
     match quantization {
         Quantization::I8 => {
@@ -105,6 +107,9 @@ fuzz_target!(|data: &[u8]| {
     for entry in &shadow {
         w.push_shadow(entry.clone());
     }
+    for h in &history {
+        w.push_history(h.clone());
+    }
     let out = w.finish().expect("in-memory write").0.into_inner();
     let buf2 = AlignedBuf::copy_from(&out);
     let layout2 = match SegmentLayout::parse(buf2.as_bytes()) {
@@ -125,4 +130,5 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(view2.document(row).unwrap(), docs[row]);
     }
     assert_eq!(encode(&view2.shadow().unwrap()), encode(&shadow));
+    assert_eq!(encode(&view2.history().unwrap()), encode(&history));
 });

@@ -28,6 +28,11 @@ fn main() {
 
     let segment = root.join("segment");
     write(&segment, "seed-segment-small", &samples::segment());
+    write(
+        &segment,
+        "seed-segment-history",
+        &samples::segment_with_history(3, 4),
+    );
     for (name, dims, rows, quant) in [
         ("seed-segment-4x5-none", 4, 5, Quantization::None),
         ("seed-segment-4x5-bit", 4, 5, Quantization::Bit),
