@@ -33,9 +33,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::segment::IndexKey;
+
 use strata_formats::{
-    BaseRecord, BaseState, Filter, Metadata, Op, PatchEvent, Record, RetainedOp, RowMeta, Seq,
-    ShadowEntry, Target,
+    BaseRecord, BaseState, CmpOp, Filter, Metadata, Op, PatchEvent, Predicate, Record, RetainedOp,
+    RowMeta, Seq, ShadowEntry, Target,
 };
 
 /// A record's contents.
@@ -413,11 +415,22 @@ impl Entry {
         true
     }
 
+    /// Whether a filter operation may apply to this entry (see [`FilterProbe`]); an entry
+    /// without a history is its own state: the operation applies if it matches it now.
+    pub fn may_match_at(&self, probe: &FilterProbe<'_>) -> bool {
+        match &self.history {
+            Some(h) => probe.matches(h.through, &h.base.row.metadata, &h.patches, || {
+                h.base.clone()
+            }),
+            None => self.is_live() && probe.filter.matches(&self.row.metadata),
+        }
+    }
+
     /// The seq up to which operations are folded into the entry's base.
     pub fn through(&self) -> Seq {
         match &self.history {
             Some(h) => h.through,
-            None => self.state().reflects(),
+            None => self.patched.values().copied().fold(self.seq, Seq::max),
         }
     }
 
@@ -435,50 +448,51 @@ impl Entry {
     /// Apply an operation to this id (an upsert, or a patch or delete that targets it by
     /// id), with the collection's retained filter operations; returns whether it changed.
     pub fn apply(&mut self, seq: Seq, op: &Op, ledger: &[RetainedOp], now_ms: u64) -> bool {
-        let (mut base, mut through, mut patches) = self.parts();
+        let through = self.through();
         if seq <= through {
+            // At or below the folded part: the per-key rules on the base.
+            let (mut base, through, patches) = self.parts();
             let changed = match op {
                 Op::Upsert(r) => base.upsert(seq, r),
                 Op::Patch(p) => base.patch(seq, &p.set, &p.unset),
                 Op::Delete(_) => base.delete(seq),
             };
-            if !changed {
-                return false;
-            }
-        } else {
-            match op {
-                Op::Upsert(r) => {
-                    base = State::absent();
-                    base.upsert(seq, r);
-                    through = seq;
-                    patches.retain(|p| p.seq > seq);
-                }
-                Op::Delete(_) => {
-                    base = State::absent();
-                    base.delete(seq);
-                    through = seq;
-                    patches.retain(|p| p.seq > seq);
-                }
-                Op::Patch(p) => {
-                    let event = PatchEvent {
-                        seq,
-                        set: p.set.clone(),
-                        unset: p.unset.clone(),
-                        time_ms: now_ms,
-                    };
-                    let at = patches.partition_point(|e| e.seq < seq);
-                    if patches[at..]
-                        .iter()
-                        .take_while(|e| e.seq == seq)
-                        .any(|e| e.set == event.set && e.unset == event.unset)
-                    {
-                        return false;
-                    }
-                    let after = patches.partition_point(|e| e.seq <= seq);
-                    patches.insert(after, event);
-                }
-            }
+            return changed && self.rebuild(base, through, patches, ledger, now_ms);
         }
+        let p = match op {
+            Op::Patch(p) => p,
+            replacing => {
+                // A new base: the old one is not needed, only the patches newer than it.
+                let mut base = State::absent();
+                match replacing {
+                    Op::Upsert(r) => base.upsert(seq, r),
+                    _ => base.delete(seq),
+                };
+                let patches = self.history.as_ref().map_or_else(Vec::new, |h| {
+                    h.patches.iter().filter(|p| p.seq > seq).cloned().collect()
+                });
+                return self.rebuild(base, seq, patches, ledger, now_ms);
+            }
+        };
+        let (base, through, mut patches) = self.parts();
+        let at = patches.partition_point(|e| e.seq < seq);
+        if patches[at..]
+            .iter()
+            .take_while(|e| e.seq == seq)
+            .any(|e| e.set == p.set && e.unset == p.unset)
+        {
+            return false;
+        }
+        let after = patches.partition_point(|e| e.seq <= seq);
+        patches.insert(
+            after,
+            PatchEvent {
+                seq,
+                set: p.set.clone(),
+                unset: p.unset.clone(),
+                time_ms: now_ms,
+            },
+        );
         self.rebuild(base, through, patches, ledger, now_ms)
     }
 
@@ -508,7 +522,12 @@ impl Entry {
                 patches,
             })
         });
-        if state == self.state() && history == self.history {
+        if state.seq == self.seq
+            && state.presence == self.presence
+            && state.patched == self.patched
+            && state.row == self.row
+            && history == self.history
+        {
             return false;
         }
         let time_ms = now_ms.max(self.time_ms);
@@ -525,20 +544,98 @@ fn presence_of(b: BaseState) -> Presence {
     }
 }
 
-/// Whether a filter operation at `seq` may apply to the id a stored history describes: the
-/// id's state just before it — the base with the patches up to `seq` and the retained
-/// filter operations `before` it (the ledger up to the operation's own position) — is live
-/// and matches `filter`. Replayed on metadata alone: no vector is read.
-pub fn stored_history_matches(
-    h: &strata_formats::History,
-    before: &[RetainedOp],
-    seq: Seq,
-    filter: &Filter,
-) -> bool {
-    if seq <= h.through {
-        return false;
+/// A filter operation being placed: what [`stored_history_matches`] and
+/// [`Entry::may_match_at`] test a history against.
+pub struct FilterProbe<'a> {
+    /// The operation's seq.
+    pub seq: Seq,
+    /// Its filter.
+    pub filter: &'a Filter,
+    /// The retained filter operations before it (the ledger up to its own position).
+    pub before: &'a [RetainedOp],
+    /// Each required equality (`key == value` through `$and`s), with the largest seq of a
+    /// retained filter patch in `before` that sets the key to a value satisfying it.
+    required: Vec<(&'a str, Predicate, Option<Seq>)>,
+}
+
+impl<'a> FilterProbe<'a> {
+    /// A probe for the filter operation at `seq`.
+    pub fn new(seq: Seq, filter: &'a Filter, before: &'a [RetainedOp]) -> FilterProbe<'a> {
+        let required = filter
+            .required_equalities()
+            .into_iter()
+            .map(|(key, v)| {
+                let pred = Predicate::Cmp(CmpOp::Eq, v.clone());
+                let last_set = before
+                    .iter()
+                    .rev()
+                    .find(|r| match &r.op.op {
+                        Op::Patch(p) => p.set.get(key).is_some_and(|v| pred.matches(Some(v))),
+                        _ => false,
+                    })
+                    .map(|r| r.op.seq);
+                (key, pred, last_set)
+            })
+            .collect();
+        FilterProbe {
+            seq,
+            filter,
+            before,
+            required,
+        }
     }
-    let mut state = State {
+
+    /// A required equality no retained filter patch before the operation can satisfy, as an
+    /// index key: every history the operation may apply to holds that value in its base or
+    /// one of its patches (so an index over those finds all candidates).
+    pub fn index_key(&self) -> Option<(&'a str, IndexKey)> {
+        self.required
+            .iter()
+            .find_map(|(key, pred, last_set)| match pred {
+                Predicate::Cmp(CmpOp::Eq, v) if last_set.is_none() => {
+                    IndexKey::of_scalar(v).map(|k| (*key, k))
+                }
+                _ => None,
+            })
+    }
+
+    /// Whether the state just before the probe's operation — `base` (folded through
+    /// `through`) with `patches` up to its seq and the retained filter operations before it —
+    /// is live and matches. A history none of whose values for a required equality key (in
+    /// the base, the patches or the replayed filter patches) satisfies it is rejected before
+    /// the base is even built.
+    fn matches(
+        &self,
+        through: Seq,
+        base_metadata: &Metadata,
+        patches: &[PatchEvent],
+        base: impl FnOnce() -> State,
+    ) -> bool {
+        if self.seq <= through {
+            return false;
+        }
+        let ops = &self.before[self.before.partition_point(|r| r.op.seq <= through)..];
+        let patches = &patches[..patches.partition_point(|p| p.seq <= self.seq)];
+        let possible = |key: &str, pred: &Predicate, last_set: &Option<Seq>| {
+            let hit = |m: &Metadata| m.get(key).is_some_and(|v| pred.matches(Some(v)));
+            hit(base_metadata)
+                || last_set.is_some_and(|s| s > through)
+                || patches.iter().any(|p| hit(&p.set))
+        };
+        if !self.required.iter().all(|(k, p, s)| possible(k, p, s)) {
+            return false;
+        }
+        let mut state = base();
+        let mut last = through;
+        replay_into(&mut state, patches, ops, &mut last);
+        state.is_live() && self.filter.matches(&state.row.metadata)
+    }
+}
+
+/// Whether a filter operation may apply to the id a stored history describes (see
+/// [`FilterProbe::matches`]); replayed on metadata alone, no vector is read.
+pub fn stored_history_matches(h: &strata_formats::History, probe: &FilterProbe<'_>) -> bool {
+    probe.matches(h.through, &h.base_metadata, &h.patches, || State {
         seq: h.base_seq,
         presence: presence_of(h.base_state),
         row: Row {
@@ -546,12 +643,7 @@ pub fn stored_history_matches(
             ..Row::default()
         },
         patched: h.base_key_seqs.iter().cloned().collect(),
-    };
-    let patches = &h.patches[..h.patches.partition_point(|p| p.seq <= seq)];
-    let ops = &before[before.partition_point(|r| r.op.seq <= h.through)..];
-    let mut last = h.through;
-    replay_into(&mut state, patches, ops, &mut last);
-    state.is_live() && filter.matches(&state.row.metadata)
+    })
 }
 
 /// Apply patches and retained filter operations (both ascending seq) to a state, merged in

@@ -50,7 +50,9 @@ pub struct MappedSegment {
     mmap: Mmap,
     layout: SegmentLayout,
     shadow: HashMap<String, ShadowEntry>,
-    history: HashMap<String, History>,
+    history: Vec<History>,
+    history_by_id: HashMap<String, usize>,
+    history_eq_index: Mutex<HashMap<String, Arc<EqIndex>>>,
     min_history_through: Option<Seq>,
     eq_index: Mutex<HashMap<String, Arc<EqIndex>>>,
     norms: OnceLock<Vec<f32>>,
@@ -90,13 +92,13 @@ impl MappedSegment {
             .into_iter()
             .map(|s| (s.id.clone(), s))
             .collect();
-        let history: HashMap<String, History> = view
-            .history()
-            .map_err(Error::format(path))?
-            .into_iter()
-            .map(|h| (h.id.clone(), h))
+        let history = view.history().map_err(Error::format(path))?;
+        let history_by_id = history
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.id.clone(), i))
             .collect();
-        let min_history_through = history.values().map(|h| h.through).min();
+        let min_history_through = history.iter().map(|h| h.through).min();
         Ok(MappedSegment {
             path: path.to_path_buf(),
             name: path
@@ -107,6 +109,8 @@ impl MappedSegment {
             layout,
             shadow,
             history,
+            history_by_id,
+            history_eq_index: Mutex::new(HashMap::new()),
             min_history_through,
             eq_index: Mutex::new(HashMap::new()),
             norms: OnceLock::new(),
@@ -173,12 +177,41 @@ impl MappedSegment {
 
     /// The replay history of an id, if the segment has one.
     pub fn history(&self, id: &str) -> Option<&History> {
-        self.history.get(id)
+        self.history_by_id.get(id).map(|i| &self.history[*i])
     }
 
     /// The replay histories of the segment's ids.
     pub fn histories(&self) -> impl Iterator<Item = &History> {
-        self.history.values()
+        self.history.iter()
+    }
+
+    /// The histories in which `key` may ever equal `value`: its value in the base or in one
+    /// of the history's patches is `value` (an index over both, built on first use).
+    pub fn histories_with(&self, key: &str, value: &IndexKey) -> Vec<&History> {
+        let ix = {
+            let mut cache = self.history_eq_index.lock().expect("index lock");
+            cache
+                .entry(key.to_string())
+                .or_insert_with(|| {
+                    let mut ix = EqIndex::new();
+                    for (i, h) in self.history.iter().enumerate() {
+                        let values = std::iter::once(&h.base_metadata)
+                            .chain(h.patches.iter().map(|p| &p.set))
+                            .filter_map(|m| m.get(key).and_then(IndexKey::of_value));
+                        for k in values {
+                            let rows = ix.entry(k).or_default();
+                            if rows.last() != Some(&(i as u32)) {
+                                rows.push(i as u32);
+                            }
+                        }
+                    }
+                    Arc::new(ix)
+                })
+                .clone()
+        };
+        ix.get(value)
+            .map(|rows| rows.iter().map(|i| &self.history[*i as usize]).collect())
+            .unwrap_or_default()
     }
 
     /// The smallest `through` of the segment's histories (None without histories): retained

@@ -11,7 +11,7 @@ use strata_formats::{
 };
 
 use crate::error::{Error, Result};
-use crate::resolve::{stored_history_matches, Entry, Row};
+use crate::resolve::{stored_history_matches, Entry, FilterProbe, Row};
 use crate::segment::{IndexKey, MappedSegment, RowSet};
 
 /// A collection's settings.
@@ -320,18 +320,23 @@ impl SnapshotState {
         // The ids the filter may touch: those it matches now, and those with a history whose
         // state just before the filter (replayed on metadata alone) matches it.
         let mut ids: BTreeSet<String> = self.matching_ids(filter)?.into_iter().collect();
+        let probe = FilterProbe::new(op.seq, filter, &self.ledger[..at]);
         ids.extend(
             self.overlay
                 .iter()
-                .filter(|(_, e)| e.history.is_some())
+                .filter(|(_, e)| e.history.is_some() && e.may_match_at(&probe))
                 .map(|(id, _)| id.clone()),
         );
-        let before = &self.ledger[..at];
+        let index_key = probe.index_key();
         for slot in &self.segments {
+            let candidates: Vec<&strata_formats::History> = match &index_key {
+                Some((key, value)) => slot.seg.histories_with(key, value),
+                None => slot.seg.histories().collect(),
+            };
             ids.extend(
-                slot.seg
-                    .histories()
-                    .filter(|h| stored_history_matches(h, before, op.seq, filter))
+                candidates
+                    .into_iter()
+                    .filter(|h| stored_history_matches(h, &probe))
                     .map(|h| h.id.clone()),
             );
         }
