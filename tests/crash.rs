@@ -1,6 +1,7 @@
 //! Crash test: a child process writes, compacts, commits and collects in a loop and is killed
 //! with SIGKILL at random instants. After each kill the store reopens, verifies, shows every
-//! acknowledged operation, and its head is a committed version.
+//! acknowledged operation (each record and its label patch), and its head is a committed
+//! version.
 //!
 //! The child is this test binary re-run with `STRATA_CRASH_CHILD=<dir>`; it appends the id
 //! of every acknowledged record to `<dir>/acked` after `write` returned (the ack), so the
@@ -12,7 +13,10 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use strata::{Include, Metric, Op, Quantization, Record, Store, StoreOptions};
+use strata::{
+    Filter, Include, MetaValue, Metric, Op, Patch, Quantization, Record, Store, StoreOptions,
+    Target,
+};
 
 fn options() -> StoreOptions {
     let mut o = StoreOptions {
@@ -53,9 +57,25 @@ fn child(dir: &std::path::Path) {
             id: id.clone(),
             embedding: Some(vec![i as f32, 1.0, 2.0, 3.0]),
             document: None,
-            metadata: Default::default(),
+            metadata: [("n".to_string(), MetaValue::Int(i as i64))]
+                .into_iter()
+                .collect(),
         });
-        store.write("c", vec![op]).unwrap();
+        // The label patch (by id and, every other write, also by filter) makes the record
+        // carry a replay history into the segments, so kills land in History blocks too.
+        let label = |target| {
+            Op::Patch(Patch {
+                target,
+                set: [("label".to_string(), MetaValue::Str(format!("L{i}")))]
+                    .into_iter()
+                    .collect(),
+                unset: vec![],
+            })
+        };
+        let by_filter = Target::Where(Filter::parse(&format!(r#"{{"n": {i}}}"#)).unwrap());
+        let by_id = Target::Id(id.clone());
+        let patch = label(if i % 2 == 0 { by_filter } else { by_id });
+        store.write("c", vec![op, patch]).unwrap();
         acked.write_all(format!("{id}\n").as_bytes()).unwrap();
         acked.sync_data().unwrap();
         match i % 7 {
@@ -160,12 +180,21 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
             .unwrap()
             .iter()
             .any(|v| v.version == head && v.head));
-        let found = snap.get(&acked, Include::ids()).unwrap();
+        let found = snap.get(&acked, Include::all()).unwrap();
         assert_eq!(
             found.len(),
             acked.len(),
             "kill {kill}: acknowledged records lost"
         );
+        for r in &found {
+            let label = format!("L{}", r.id[1..].parse::<u64>().unwrap());
+            assert_eq!(
+                r.metadata.as_ref().unwrap().get("label"),
+                Some(&MetaValue::Str(label)),
+                "kill {kill}: the acknowledged patch of {} lost",
+                r.id
+            );
+        }
         store.close().unwrap();
     }
     let acked = whole_ids(&dir.path().join("acked")).len();
