@@ -351,25 +351,17 @@ impl Store {
                 })
             };
             let Some(range) = range else { break };
-            let inputs: u64 = refs[range.clone()].iter().map(|r| r.bytes).sum();
             if !full {
-                self.check_space(inputs)?;
+                self.check_space(refs[range.clone()].iter().map(|r| r.bytes).sum())?;
             }
-            let out = self.merge_run(&state, range.clone(), horizon_start)?;
-            report.segments_in += range.len();
-            report.bytes_in += inputs;
-            let (new_slots, new_refs) = match out {
-                Some((slot, sref, n)) => {
-                    report.bytes_out += sref.bytes;
-                    report.rows_out += n;
-                    report.segments_out += 1;
-                    (vec![slot], vec![sref])
-                }
-                None => (vec![], vec![]),
-            };
-            state.segments.splice(range.clone(), new_slots);
-            written.extend(new_refs.iter().map(|r| r.file.clone()));
-            refs.splice(range, new_refs);
+            self.merge_in_place(
+                &mut state,
+                &mut refs,
+                range,
+                horizon_start,
+                &mut report,
+                &mut written,
+            )?;
             if full {
                 break;
             }
@@ -390,20 +382,14 @@ impl Store {
             if !blocking || !may_merge || written.contains(&refs[i].file) {
                 continue;
             }
-            report.segments_in += 1;
-            report.bytes_in += refs[i].bytes;
-            let out = self.merge_run(&state, i..i + 1, horizon_start)?;
-            let (new_slots, new_refs) = match out {
-                Some((slot, sref, n)) => {
-                    report.bytes_out += sref.bytes;
-                    report.rows_out += n;
-                    report.segments_out += 1;
-                    (vec![slot], vec![sref])
-                }
-                None => (vec![], vec![]),
-            };
-            state.segments.splice(i..i + 1, new_slots);
-            refs.splice(i..i + 1, new_refs);
+            self.merge_in_place(
+                &mut state,
+                &mut refs,
+                i..i + 1,
+                horizon_start,
+                &mut report,
+                &mut written,
+            )?;
         }
 
         if !flush && report.segments_in == 0 {
@@ -422,6 +408,34 @@ impl Store {
         )?;
         report.version = Some(snap.version().version);
         Ok(report)
+    }
+
+    /// Merge a run of the state's segments and put the result (one segment, or none when
+    /// nothing survives) in its place, in the state and in `refs`; counts it in `report`.
+    fn merge_in_place(
+        &self,
+        state: &mut SnapshotState,
+        refs: &mut Vec<SegmentRef>,
+        range: std::ops::Range<usize>,
+        horizon_start: u64,
+        report: &mut CompactReport,
+        written: &mut HashSet<String>,
+    ) -> Result<()> {
+        report.segments_in += range.len();
+        report.bytes_in += refs[range.clone()].iter().map(|r| r.bytes).sum::<u64>();
+        let (new_slots, new_refs) = match self.merge_run(state, range.clone(), horizon_start)? {
+            Some((slot, sref, n)) => {
+                report.bytes_out += sref.bytes;
+                report.rows_out += n;
+                report.segments_out += 1;
+                (vec![slot], vec![sref])
+            }
+            None => (vec![], vec![]),
+        };
+        state.segments.splice(range.clone(), new_slots);
+        written.extend(new_refs.iter().map(|r| r.file.clone()));
+        refs.splice(range, new_refs);
+        Ok(())
     }
 
     /// Merge an adjacent run of segments into one (newest entry of each id wins).
