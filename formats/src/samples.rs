@@ -269,3 +269,49 @@ pub fn version_record() -> VersionRecord {
 pub fn version() -> Vec<u8> {
     encode_version(&version_record())
 }
+
+/// Recompute a segment's header crc, the crc of every block its table lists and the table
+/// crc, in place, as far as the bytes allow (tests and the fuzzer use it to reach the checks
+/// behind the checksums). Bytes too damaged to locate a field are left as they are.
+pub fn fix_segment_checksums(b: &mut [u8]) {
+    let u64_at = |b: &[u8], at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(
+            b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+        ))
+    };
+    let put_u32 = |b: &mut [u8], at: usize, v: u32| {
+        if let Some(dst) = at.checked_add(4).and_then(|end| b.get_mut(at..end)) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+    };
+    if b.len() >= 128 {
+        let crc = crate::crc32(&b[..124]);
+        put_u32(b, 124, crc);
+    }
+    if b.len() < 128 + 24 {
+        return;
+    }
+    let tail = b.len() - 24;
+    let (Some(table), Some(count)) = (u64_at(b, tail), b.get(tail + 8..tail + 12)) else {
+        return;
+    };
+    let count = u32::from_le_bytes(count.try_into().expect("4 bytes"));
+    let Ok(table) = usize::try_from(table) else {
+        return;
+    };
+    if table < 128 || count > 64 || table.checked_add(count as usize * 32) != Some(tail) {
+        return;
+    }
+    for i in 0..count as usize {
+        let e = table + i * 32;
+        let (Some(off), Some(len)) = (u64_at(b, e + 8), u64_at(b, e + 16)) else {
+            return;
+        };
+        if let Some(end) = off.checked_add(len).filter(|end| *end <= table as u64) {
+            let crc = crate::crc32(&b[off as usize..end as usize]);
+            put_u32(b, e + 24, crc);
+        }
+    }
+    let crc = crate::crc32(&b[table..tail + 12]);
+    put_u32(b, tail + 12, crc);
+}

@@ -919,8 +919,73 @@ impl<'a> SegmentView<'a> {
             self.row_meta(i)?;
             self.document(i)?;
         }
-        self.shadow()?;
-        self.history()?;
+        for kind in [BlockKind::Ids, BlockKind::Metadata, BlockKind::Documents] {
+            self.check_offsets_ends(kind)?;
+        }
+        let shadow = self.shadow()?;
+        let history = self.history()?;
+        self.check_seq_range(&shadow, &history)
+    }
+
+    /// An offsets-table block starts its first entry at 0 and ends its last at the blob's end.
+    fn check_offsets_ends(&self, kind: BlockKind) -> Result<()> {
+        let block = self.block_bytes(kind)?;
+        let offset = self.layout.block(kind)?.offset;
+        let rows = self.rows();
+        let read = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&block[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        let blob_len = (block.len() - (rows + 1) * 8) as u64;
+        let (first, last) = (read(0), read(rows));
+        if first != 0 || last != blob_len {
+            return Err(FormatError::malformed(
+                KIND,
+                format!("{} block", kind.name()),
+                offset,
+                format!(
+                    "offsets run {first}..{last}, the blob holds {blob_len} bytes (must be 0..{blob_len})"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The header's min and max seq are those of the rows, shadow entries and histories.
+    fn check_seq_range(&self, shadow: &[ShadowEntry], history: &[History]) -> Result<()> {
+        let mut min = Seq::MAX;
+        let mut max = Seq::ZERO;
+        for row in 0..self.rows() {
+            let seq = self.seq(row)?;
+            min = min.min(seq);
+            max = max.max(seq);
+        }
+        let others =
+            shadow
+                .iter()
+                .flat_map(|s| std::iter::once(s.seq).chain(s.overlay.iter().map(|(_, q, _)| *q)))
+                .chain(history.iter().flat_map(|h| {
+                    std::iter::once(h.through).chain(h.patches.iter().map(|p| p.seq))
+                }));
+        for seq in others {
+            max = max.max(seq);
+        }
+        if self.rows() == 0 {
+            min = Seq::ZERO;
+        }
+        let h = &self.layout.header;
+        if h.min_seq != min || h.max_seq != max {
+            return Err(FormatError::malformed(
+                KIND,
+                "header",
+                24,
+                format!(
+                    "header seq range {}..{} differs from the contents' {min}..{max}",
+                    h.min_seq, h.max_seq
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -162,3 +162,49 @@ fn zero_filled_tail_is_torn_but_a_damaged_complete_record_is_an_error() {
         "a complete record with a bad crc is corruption"
     );
 }
+
+#[test]
+fn verify_checks_the_header_seq_range_and_the_offsets_ends() {
+    use strata_formats::samples::{fix_segment_checksums, segment_with_history};
+    use strata_formats::segment::BlockKind;
+
+    let good = segment_with_history(3, 4);
+    assert!(segment_verifies(&good));
+    let error = |bytes: &[u8]| {
+        let buf = AlignedBuf::copy_from(bytes);
+        let layout = SegmentLayout::parse(buf.as_bytes()).unwrap();
+        SegmentView::new(buf.as_bytes(), &layout)
+            .unwrap()
+            .verify()
+            .unwrap_err()
+            .to_string()
+    };
+
+    // A max seq one below the History block's largest patch seq (checksums made right).
+    let mut bad = good.clone();
+    bad[63] -= 1;
+    fix_segment_checksums(&mut bad);
+    let err = error(&bad);
+    assert!(err.contains("seq range"), "{err}");
+
+    // The Documents block one byte longer in the table (a padding byte taken in), so its
+    // offsets end one byte before the blob does.
+    let layout = SegmentLayout::parse(AlignedBuf::copy_from(&good).as_bytes()).unwrap();
+    let i = layout
+        .blocks
+        .iter()
+        .position(|b| b.kind == BlockKind::Documents)
+        .unwrap();
+    assert_ne!(
+        layout.blocks[i].len % 64,
+        0,
+        "the block is followed by padding"
+    );
+    let table = good.len() - 24 - 32 * layout.blocks.len();
+    let len_at = table + 32 * i + 16;
+    let mut bad = good.clone();
+    bad[len_at] += 1;
+    fix_segment_checksums(&mut bad);
+    let err = error(&bad);
+    assert!(err.contains("offsets run"), "{err}");
+}

@@ -17,12 +17,6 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(
-        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
-    ))
-}
-
 fn put_u32(b: &mut [u8], at: usize, v: u32) {
     if let Some(dst) = at.checked_add(4).and_then(|end| b.get_mut(at..end)) {
         dst.copy_from_slice(&v.to_le_bytes());
@@ -126,38 +120,9 @@ pub fn fix_version(b: &mut [u8]) {
 }
 
 /// Recompute a segment's header crc, the crc of every block its table lists, and the
-/// table crc.
+/// table crc (`strata_formats::samples::fix_segment_checksums`).
 pub fn fix_segment(b: &mut [u8]) {
-    if b.len() >= 128 {
-        let crc = crc32(&b[..124]);
-        put_u32(b, 124, crc);
-    }
-    if b.len() < 128 + 24 {
-        return;
-    }
-    let tail = b.len() - 24;
-    let (Some(table), Some(count)) = (u64_at(b, tail), u32_at(b, tail + 8)) else {
-        return;
-    };
-    let Ok(table) = usize::try_from(table) else {
-        return;
-    };
-    if table < 128 || count > 64 || table.checked_add(count as usize * 32) != Some(tail) {
-        return;
-    }
-    for i in 0..count as usize {
-        let e = table + i * 32;
-        let (Some(off), Some(len)) = (u64_at(b, e + 8), u64_at(b, e + 16)) else {
-            return;
-        };
-        let end = off.checked_add(len).filter(|end| *end <= table as u64);
-        if let Some(end) = end {
-            let crc = crc32(&b[off as usize..end as usize]);
-            put_u32(b, e + 24, crc);
-        }
-    }
-    let crc = crc32(&b[table..tail + 12]);
-    put_u32(b, tail + 12, crc);
+    strata_formats::samples::fix_segment_checksums(b);
 }
 
 /// Whether this mutation should get its checksums fixed (7 times out of 8).
