@@ -82,17 +82,14 @@ impl MappedSegment {
         let mmap = unsafe { Mmap::map(&file) }.map_err(Error::io("map segment", path))?;
         let layout = SegmentLayout::parse(&mmap).map_err(Error::format(path))?;
         let view = SegmentView::new(&mmap, &layout).map_err(Error::format(path))?;
-        if verify {
-            view.verify().map_err(Error::format(path))?;
+        let (shadow, history) = if verify {
+            view.verify_and_decode()
+        } else {
+            view.shadow().and_then(|s| Ok((s, view.history()?)))
         }
+        .map_err(Error::format(path))?;
         release(&mmap);
-        let shadow = view
-            .shadow()
-            .map_err(Error::format(path))?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
-        let history = view.history().map_err(Error::format(path))?;
+        let shadow = shadow.into_iter().map(|s| (s.id.clone(), s)).collect();
         let history_by_id = history
             .iter()
             .enumerate()

@@ -893,6 +893,12 @@ impl<'a> SegmentView<'a> {
     /// Check every block's crc, that padding is zero, and the internal consistency of the
     /// variable-length blocks (offsets, UTF-8 ids, sorted id index, decodable entries).
     pub fn verify(&self) -> Result<()> {
+        self.verify_and_decode().map(|_| ())
+    }
+
+    /// [`SegmentView::verify`], returning the shadow entries and histories it decoded (so
+    /// that a reader that verifies does not decode them twice).
+    pub fn verify_and_decode(&self) -> Result<(Vec<ShadowEntry>, Vec<History>)> {
         let mut pos = HEADER_LEN as u64;
         for b in &self.layout.blocks {
             self.check_zero(pos, b.offset, "padding")?;
@@ -924,7 +930,8 @@ impl<'a> SegmentView<'a> {
         }
         let shadow = self.shadow()?;
         let history = self.history()?;
-        self.check_seq_range(&shadow, &history)
+        self.check_seq_range(&shadow, &history)?;
+        Ok((shadow, history))
     }
 
     /// An offsets-table block starts its first entry at 0 and ends its last at the blob's end.
