@@ -61,8 +61,9 @@ fn child(dir: &std::path::Path) {
                 .into_iter()
                 .collect(),
         });
-        // The label patch (by id and, every other write, also by filter) makes the record
-        // carry a replay history into the segments, so kills land in History blocks too.
+        // The label patch (by id, or by filter every 16th write: the version records carry
+        // the filter operations of the horizon) makes the record carry a replay history into
+        // the segments, so kills land in History blocks too.
         let label = |target| {
             Op::Patch(Patch {
                 target,
@@ -74,7 +75,7 @@ fn child(dir: &std::path::Path) {
         };
         let by_filter = Target::Where(Filter::parse(&format!(r#"{{"n": {i}}}"#)).unwrap());
         let by_id = Target::Id(id.clone());
-        let patch = label(if i % 2 == 0 { by_filter } else { by_id });
+        let patch = label(if i % 16 == 0 { by_filter } else { by_id });
         store.write("c", vec![op, patch]).unwrap();
         acked.write_all(format!("{id}\n").as_bytes()).unwrap();
         acked.sync_data().unwrap();
