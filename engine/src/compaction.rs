@@ -17,7 +17,7 @@ use crate::fsutil::{self, now_ms};
 use crate::layout::Layout;
 use crate::resolve::Entry;
 use crate::segment::{MappedSegment, RowSet};
-use crate::snapshot::{SegmentSlot, Snapshot, SnapshotState};
+use crate::snapshot::{history_error, SegmentSlot, Snapshot, SnapshotState};
 use crate::store::Store;
 
 /// When [`Store::maybe_compact`] compacts, and how segments are merged.
@@ -445,7 +445,7 @@ impl Store {
         range: std::ops::Range<usize>,
         horizon_start: u64,
     ) -> Result<Option<(SegmentSlot, SegmentRef, u64)>> {
-        let slots = &state.segments[range.clone()];
+        let slots = &state.segments[range];
         // Newest first: decide which rows and shadows survive.
         let mut seen: HashSet<&str> = HashSet::new();
         let mut keep: Vec<Vec<u32>> = vec![Vec::new(); slots.len()];
@@ -453,9 +453,12 @@ impl Store {
         let mut histories = Vec::new();
         // A history is carried over until it settles (then the row or shadow alone is the
         // folded state); a shadow entry lives while it or its history is within the horizon.
-        let folded = |mut e: Entry, id: &str| {
-            e.fold_settled(&state.ledger, horizon_start);
-            e.to_history(id)
+        let folded = |seg: &MappedSegment, id: &str, shadow: Option<&ShadowEntry>| {
+            seg.history(id)
+                .map(|h| Entry::fold_stored(id, h, shadow, &state.ledger, horizon_start))
+                .transpose()
+                .map(Option::flatten)
+                .map_err(|d| history_error(seg, d))
         };
         for (i, slot) in slots.iter().enumerate().rev() {
             let view = slot.seg.view();
@@ -463,10 +466,7 @@ impl Store {
                 if !seen.insert(s.id.as_str()) {
                     continue;
                 }
-                let history = match slot.seg.history(&s.id) {
-                    Some(_) => folded(state.shadow_entry(range.start + i, &s.id)?, &s.id),
-                    None => None,
-                };
+                let history = folded(&slot.seg, &s.id, Some(s))?;
                 if s.time_ms >= horizon_start || history.is_some() {
                     shadows.push(s.clone());
                     histories.extend(history);
@@ -479,9 +479,7 @@ impl Store {
                 let id = view.id(row).map_err(|e| slot.seg.err(e))?;
                 if seen.insert(id) {
                     keep[i].push(row as u32);
-                    if slot.seg.history(id).is_some() {
-                        histories.extend(folded(state.entry_at(range.start + i, row)?, id));
-                    }
+                    histories.extend(folded(&slot.seg, id, None)?);
                 }
             }
         }

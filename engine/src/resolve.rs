@@ -415,6 +415,26 @@ impl Entry {
         true
     }
 
+    /// The stored history an id carries into a rewritten segment: `h` (of a live row, or of
+    /// the shadow entry `shadow`) with its settled part folded ([`Entry::fold_settled`]);
+    /// None once all of it is settled. Reads no vector: folding needs only the history.
+    pub fn fold_stored(
+        id: &str,
+        h: &strata_formats::History,
+        shadow: Option<&ShadowEntry>,
+        ledger: &[RetainedOp],
+        horizon_start: u64,
+    ) -> Result<Option<strata_formats::History>, String> {
+        let mut e = match shadow {
+            Some(s) => Entry::from_shadow(s.clone(), Some(h))?,
+            // A live row's vector is the base's, and a live entry does not store it in its
+            // history: an empty row stands in for it.
+            None => Entry::from_row(Seq::ZERO, Row::default(), Vec::new(), Some(h))?,
+        };
+        e.fold_settled(ledger, horizon_start);
+        Ok(e.to_history(id))
+    }
+
     /// Whether a filter operation may apply to this entry (see [`FilterProbe`]); an entry
     /// without a history is its own state: the operation applies if it matches it now.
     pub fn may_match_at(&self, probe: &FilterProbe<'_>) -> bool {

@@ -185,27 +185,23 @@ impl MappedSegment {
     /// The histories in which `key` may ever equal `value`: its value in the base or in one
     /// of the history's patches is `value` (an index over both, built on first use).
     pub fn histories_with(&self, key: &str, value: &IndexKey) -> Vec<&History> {
-        let ix = {
-            let mut cache = self.history_eq_index.lock().expect("index lock");
-            cache
-                .entry(key.to_string())
-                .or_insert_with(|| {
-                    let mut ix = EqIndex::new();
-                    for (i, h) in self.history.iter().enumerate() {
-                        let values = std::iter::once(&h.base_metadata)
-                            .chain(h.patches.iter().map(|p| &p.set))
-                            .filter_map(|m| m.get(key).and_then(IndexKey::of_value));
-                        for k in values {
-                            let rows = ix.entry(k).or_default();
-                            if rows.last() != Some(&(i as u32)) {
-                                rows.push(i as u32);
-                            }
-                        }
+        let ix = cached_index(&self.history_eq_index, key, || {
+            let mut ix = EqIndex::new();
+            for (i, h) in self.history.iter().enumerate() {
+                let values = std::iter::once(&h.base_metadata)
+                    .chain(h.patches.iter().map(|p| &p.set))
+                    .filter_map(|m| m.get(key).and_then(IndexKey::of_value));
+                for k in values {
+                    let rows = ix.entry(k).or_default();
+                    if rows.last() != Some(&(i as u32)) {
+                        rows.push(i as u32);
                     }
-                    Arc::new(ix)
-                })
-                .clone()
-        };
+                }
+            }
+            Ok(ix)
+        })
+        // The build above reads nothing that can fail.
+        .unwrap_or_default();
         ix.get(value)
             .map(|rows| rows.iter().map(|i| &self.history[*i as usize]).collect())
             .unwrap_or_default()
@@ -232,24 +228,35 @@ impl MappedSegment {
 
     /// The equality index of a key, built on first use by one pass over the metadata.
     pub fn eq_index(&self, key: &str) -> Result<Arc<EqIndex>> {
-        if let Some(ix) = self.eq_index.lock().expect("index lock").get(key) {
-            return Ok(ix.clone());
-        }
-        let view = self.view();
-        let mut ix = EqIndex::new();
-        for row in 0..self.rows() {
-            let meta = view.row_meta(row).map_err(|e| self.err(e))?;
-            if let Some(k) = meta.metadata.get(key).and_then(IndexKey::of_value) {
-                ix.entry(k).or_default().push(row as u32);
+        cached_index(&self.eq_index, key, || {
+            let view = self.view();
+            let mut ix = EqIndex::new();
+            for row in 0..self.rows() {
+                let meta = view.row_meta(row).map_err(|e| self.err(e))?;
+                if let Some(k) = meta.metadata.get(key).and_then(IndexKey::of_value) {
+                    ix.entry(k).or_default().push(row as u32);
+                }
             }
-        }
-        let ix = Arc::new(ix);
-        self.eq_index
-            .lock()
-            .expect("index lock")
-            .insert(key.to_string(), ix.clone());
-        Ok(ix)
+            Ok(ix)
+        })
     }
+}
+
+/// The index of `key` in `cache`, built by `build` on first use.
+fn cached_index(
+    cache: &Mutex<HashMap<String, Arc<EqIndex>>>,
+    key: &str,
+    build: impl FnOnce() -> Result<EqIndex>,
+) -> Result<Arc<EqIndex>> {
+    if let Some(ix) = cache.lock().expect("index lock").get(key) {
+        return Ok(ix.clone());
+    }
+    let ix = Arc::new(build()?);
+    cache
+        .lock()
+        .expect("index lock")
+        .insert(key.to_string(), ix.clone());
+    Ok(ix)
 }
 
 fn release(mmap: &Mmap) {

@@ -119,7 +119,7 @@ pub struct SnapshotState {
 }
 
 /// A history that cannot be replayed, as a format error of its segment's History block.
-fn history_error(seg: &MappedSegment, detail: String) -> Error {
+pub(crate) fn history_error(seg: &MappedSegment, detail: String) -> Error {
     let offset = seg
         .view()
         .layout()
@@ -190,8 +190,7 @@ impl SnapshotState {
         Ok((Entry::absent(), None))
     }
 
-    /// The entry of a segment's row (with its history).
-    pub(crate) fn entry_at(&self, si: usize, row: usize) -> Result<Entry> {
+    fn entry_at(&self, si: usize, row: usize) -> Result<Entry> {
         let seg = &self.segments[si].seg;
         let view = seg.view();
         let e = |e| seg.err(e);
@@ -213,16 +212,6 @@ impl SnapshotState {
             seg.history(id),
         )
         .map_err(|d| history_error(seg, d))
-    }
-
-    /// The entry of a segment's shadow entry of `id` (with its history).
-    pub(crate) fn shadow_entry(&self, si: usize, id: &str) -> Result<Entry> {
-        let seg = &self.segments[si].seg;
-        let shadow = seg.shadow(id).ok_or_else(|| Error::ManifestEntry {
-            key: format!("segment {}", seg.name()),
-            detail: format!("no shadow entry for {id:?}"),
-        })?;
-        Entry::from_shadow(shadow.clone(), seg.history(id)).map_err(|d| history_error(seg, d))
     }
 
     fn entry_mut(&mut self, id: &str) -> Result<&mut Entry> {

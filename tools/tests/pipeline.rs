@@ -128,6 +128,17 @@ fn apply_in_batches(store: &Store, runs: &Path, records: &[Value], batch: usize)
     }
 }
 
+/// The item identifiers a compactor invocation answered as failed.
+fn failed_items(out: &CompactorOutcome) -> Vec<String> {
+    out.response
+        .as_ref()
+        .expect("an event was given")
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
 fn fresh(dir: &Path, w: &Workload) -> Store {
     w.write_run_files(&dir.join("runs")).unwrap();
     Store::open(dir.join("store"), StoreOptions::default()).unwrap()
@@ -419,13 +430,7 @@ fn sqs_batches_of_the_seeds_messages_are_applied_and_failures_named() {
     let e = serde_json::to_vec(&serde_json::json!({"Records": [good, bad_body, no_run_prefix]}))
         .unwrap();
     let out = compact(&store, &runs, Some(&e));
-    let mut failed: Vec<String> = out
-        .response
-        .unwrap()
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
+    let mut failed = failed_items(&out);
     failed.sort();
     assert_eq!(failed, ["bad-1", "bad-2"], "{:?}", out.event.failures);
     assert_eq!(out.event.applied, 1);
@@ -449,14 +454,7 @@ fn a_dynamodb_event_sent_to_the_compactor_answers_its_failed_records() {
         Some(&serde_json::to_vec(&event).unwrap()),
     );
     assert_eq!(out.event.kind, "dynamodb");
-    let failed: Vec<String> = out
-        .response
-        .unwrap()
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    assert_eq!(failed, [victim]);
+    assert_eq!(failed_items(&out), [victim]);
     assert_eq!(out.event.applied + out.event.ignored + 1, out.event.records);
 }
 
