@@ -249,67 +249,83 @@ pub fn verify_store_on(storage: &dyn Storage) -> Result<VerifyReport> {
         .collect();
     collections.sort();
     for collection in collections {
-        let cdir = layout::versions(&collection);
-        let mut files: Vec<String> = storage
-            .list(&cdir)?
-            .into_iter()
-            .filter(|e| {
-                Path::new(&e.name)
-                    .extension()
-                    .is_some_and(|x| x == "version")
-            })
-            .map(|e| layout::join(&cdir, &e.name))
-            .collect();
-        files.sort();
-        for path in &files {
-            report.files += 1;
-            match storage.read(path) {
-                Ok(b) => {
-                    report.bytes += b.len() as u64;
-                    if let Err(e) = decode_version(&b) {
-                        problem(&mut report, path, e.to_string());
-                    }
-                }
-                Err(e) => problem(&mut report, path, e.to_string()),
-            }
-        }
-        let head = layout::head(&collection);
-        if !storage.exists(&head)? {
-            continue;
-        }
-        let bytes = storage.read(&head)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let Ok(v) = text.trim().parse::<u64>() else {
-            problem(
-                &mut report,
-                &head,
-                format!("HEAD holds {:?}, not a version number", text.trim()),
-            );
-            continue;
-        };
-        let vpath = layout::version_file(&collection, v);
-        let Ok(bytes) = storage.read(&vpath) else {
-            problem(
-                &mut report,
-                &head,
-                format!(
-                    "HEAD names version {v} but {} is missing",
-                    storage.location(&vpath).display()
-                ),
-            );
-            continue;
-        };
-        let Ok((_, record)) = decode_version(&bytes) else {
-            continue;
-        };
-        for s in &record.segments {
-            check_ref(storage, &mut report, &layout::segment(&s.file), s.bytes, v);
-        }
-        for d in &record.deltas {
-            check_ref(storage, &mut report, &layout::delta(&d.file), d.bytes, v);
-        }
+        verify_collection(storage, &mut report, &collection)?;
     }
     Ok(report)
+}
+
+/// Check one collection's version files, its HEAD and the files the head references.
+fn verify_collection(
+    storage: &dyn Storage,
+    report: &mut VerifyReport,
+    collection: &str,
+) -> Result<()> {
+    let problem = |report: &mut VerifyReport, path: &str, what: String| {
+        report.problems.push(Problem {
+            path: storage.location(path),
+            what,
+        })
+    };
+    let cdir = layout::versions(collection);
+    let mut files: Vec<String> = storage
+        .list(&cdir)?
+        .into_iter()
+        .filter(|e| {
+            Path::new(&e.name)
+                .extension()
+                .is_some_and(|x| x == "version")
+        })
+        .map(|e| layout::join(&cdir, &e.name))
+        .collect();
+    files.sort();
+    for path in &files {
+        report.files += 1;
+        match storage.read(path) {
+            Ok(b) => {
+                report.bytes += b.len() as u64;
+                if let Err(e) = decode_version(&b) {
+                    problem(report, path, e.to_string());
+                }
+            }
+            Err(e) => problem(report, path, e.to_string()),
+        }
+    }
+    let head = layout::head(collection);
+    if !storage.exists(&head)? {
+        return Ok(());
+    }
+    let bytes = storage.read(&head)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let Ok(v) = text.trim().parse::<u64>() else {
+        problem(
+            report,
+            &head,
+            format!("HEAD holds {:?}, not a version number", text.trim()),
+        );
+        return Ok(());
+    };
+    let vpath = layout::version_file(collection, v);
+    let Ok(bytes) = storage.read(&vpath) else {
+        problem(
+            report,
+            &head,
+            format!(
+                "HEAD names version {v} but {} is missing",
+                storage.location(&vpath).display()
+            ),
+        );
+        return Ok(());
+    };
+    let Ok((_, record)) = decode_version(&bytes) else {
+        return Ok(());
+    };
+    for s in &record.segments {
+        check_ref(storage, report, &layout::segment(&s.file), s.bytes, v);
+    }
+    for d in &record.deltas {
+        check_ref(storage, report, &layout::delta(&d.file), d.bytes, v);
+    }
+    Ok(())
 }
 
 fn check_ref(
