@@ -18,7 +18,7 @@ use strata_formats::{
     Operation, Quantization, Seq, VersionRecord,
 };
 
-use crate::compaction::CompactionPolicy;
+use crate::compaction::{self, CompactReport, CompactionContext, CompactionPolicy, MergePolicy};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, now_ms};
 use crate::layout::{check_collection_name, Layout};
@@ -39,8 +39,10 @@ pub struct StoreOptions {
     /// How long tombstones and filter operations are kept so that late, older operations
     /// still resolve in seq order (default 48 h; DynamoDB streams keep records 24 h).
     pub horizon: Duration,
-    /// Compaction policy.
+    /// Compaction policy: the default merge policy's settings.
     pub policy: CompactionPolicy,
+    /// A merge policy to use instead of `policy` (default None: `policy` decides).
+    pub merge_policy: Option<Arc<dyn MergePolicy>>,
     /// Check every block crc of a segment when it is first mapped (default true).
     pub verify_on_open: bool,
     /// Pretend the disk has this many bytes free (tests of the free-space check).
@@ -60,6 +62,7 @@ impl Default for StoreOptions {
             gc_grace: Duration::from_secs(600),
             horizon: Duration::from_secs(48 * 3600),
             policy: CompactionPolicy::default(),
+            merge_policy: None,
             verify_on_open: true,
             free_space_override: None,
         }
@@ -846,6 +849,32 @@ impl Store {
         })
     }
 
+    // ---- compaction ----
+
+    /// Compact a collection now: flush its deltas and merge all of its segments that are
+    /// below the policy's maximum size into as few as possible.
+    pub fn compact(&self, collection: &str) -> Result<CompactReport> {
+        self.compact_with(collection, true)
+    }
+
+    /// Compact a collection if the policy says so (too many deltas, a run of small
+    /// segments, or a segment with too many dead rows). Returns None when nothing was due.
+    pub fn maybe_compact(&self, collection: &str) -> Result<Option<CompactReport>> {
+        let r = self.compact_with(collection, false)?;
+        Ok(r.version.map(|_| r))
+    }
+
+    fn compact_with(&self, collection: &str, full: bool) -> Result<CompactReport> {
+        self.writer("compact")?;
+        let _g = self.lock();
+        let snap = self.snapshot(collection)?;
+        let policy: &dyn MergePolicy = match &self.options.merge_policy {
+            Some(custom) => custom.as_ref(),
+            None => &self.options.policy,
+        };
+        compaction::compact(self, policy, &snap, full)
+    }
+
     // ---- rollback and pins ----
 
     /// Make a retained version the head again, as a new version (history is kept; rolling
@@ -903,6 +932,37 @@ impl Store {
         let mut c = w.manifest.begin();
         c.unpin(collection, version);
         c.commit(w.epoch)
+    }
+}
+
+/// The executor's view of the store: its inherent methods, under the writer lock.
+impl CompactionContext for Store {
+    fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn free_space_override(&self) -> Option<u64> {
+        self.options.free_space_override
+    }
+
+    fn horizon(&self) -> Duration {
+        self.options.horizon
+    }
+
+    fn publish_numbered(&self, temp: &Path, dir: &Path, name: fn(u64) -> String) -> Result<String> {
+        Store::publish_numbered(self, temp, dir, name)
+    }
+
+    fn map_segment(&self, name: &str) -> Result<Arc<MappedSegment>> {
+        Store::map_segment(self, name)
+    }
+
+    fn commit(
+        &self,
+        state: SnapshotState,
+        edit: impl FnOnce(&mut VersionRecord),
+    ) -> Result<Snapshot> {
+        self.commit_state(state, edit, |_| {})
     }
 }
 
