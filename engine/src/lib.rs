@@ -27,7 +27,10 @@ pub mod store;
 pub mod verify;
 
 pub use clock::rfc3339;
-pub use compaction::{CompactReport, CompactionPolicy};
+pub use compaction::{
+    CompactReport, CompactionPlan, CompactionPolicy, CompactionProgress, CompactionStats,
+    MergePolicy, SegmentStats,
+};
 pub use error::{Error, Result};
 pub use gc::GcReport;
 pub use inbox::IngestReport;

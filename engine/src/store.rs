@@ -20,7 +20,7 @@ use strata_formats::{
 use strata_storage::{publish_inbox_delta, LocalStorage, Storage, TempFile};
 
 use crate::clock::{now_ms, rfc3339};
-use crate::compaction::CompactionPolicy;
+use crate::compaction::{self, CompactReport, CompactionContext, CompactionPolicy, MergePolicy};
 use crate::error::{Error, Result};
 use crate::layout::{self, check_collection_name};
 use crate::manifest::{Lease, Manifest};
@@ -40,8 +40,10 @@ pub struct StoreOptions {
     /// How long tombstones and filter operations are kept so that late, older operations
     /// still resolve in seq order (default 48 h; DynamoDB streams keep records 24 h).
     pub horizon: Duration,
-    /// Compaction policy.
+    /// Compaction policy: the default merge policy's settings.
     pub policy: CompactionPolicy,
+    /// A merge policy to use instead of `policy` (default None: `policy` decides).
+    pub merge_policy: Option<Arc<dyn MergePolicy>>,
     /// Check every block crc of a segment when it is first mapped (default true).
     pub verify_on_open: bool,
 }
@@ -58,6 +60,7 @@ impl Default for StoreOptions {
             gc_grace: Duration::from_secs(600),
             horizon: Duration::from_secs(48 * 3600),
             policy: CompactionPolicy::default(),
+            merge_policy: None,
             verify_on_open: true,
         }
     }
@@ -863,6 +866,32 @@ impl Store {
         })
     }
 
+    // ---- compaction ----
+
+    /// Compact a collection now: flush its deltas and merge all of its segments that are
+    /// below the policy's maximum size into as few as possible.
+    pub fn compact(&self, collection: &str) -> Result<CompactReport> {
+        self.compact_with(collection, true)
+    }
+
+    /// Compact a collection if the policy says so (too many deltas, a run of small
+    /// segments, or a segment with too many dead rows). Returns None when nothing was due.
+    pub fn maybe_compact(&self, collection: &str) -> Result<Option<CompactReport>> {
+        let r = self.compact_with(collection, false)?;
+        Ok(r.version.map(|_| r))
+    }
+
+    fn compact_with(&self, collection: &str, full: bool) -> Result<CompactReport> {
+        self.writer("compact")?;
+        let _g = self.lock();
+        let snap = self.snapshot(collection)?;
+        let policy: &dyn MergePolicy = match &self.options.merge_policy {
+            Some(custom) => custom.as_ref(),
+            None => &self.options.policy,
+        };
+        compaction::compact(self, policy, &snap, full)
+    }
+
     // ---- rollback and pins ----
 
     /// Make a retained version the head again, as a new version (history is kept; rolling
@@ -920,6 +949,42 @@ impl Store {
         let mut c = w.manifest.begin();
         c.unpin(collection, version);
         c.commit(w.epoch)
+    }
+}
+
+/// The executor's view of the store: its inherent methods, under the writer lock.
+impl CompactionContext for Store {
+    fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn horizon(&self) -> Duration {
+        self.options.horizon
+    }
+
+    fn publish_numbered(
+        &self,
+        temp: &TempFile,
+        dir: &str,
+        name: fn(u64) -> String,
+    ) -> Result<String> {
+        Store::publish_numbered(self, temp, dir, name)
+    }
+
+    fn map_segment(&self, name: &str) -> Result<Arc<MappedSegment>> {
+        Store::map_segment(self, name)
+    }
+
+    fn commit(
+        &self,
+        state: SnapshotState,
+        edit: impl FnOnce(&mut VersionRecord),
+    ) -> Result<Snapshot> {
+        self.commit_state(state, edit, |_| {})
     }
 }
 

@@ -393,3 +393,53 @@ fn compaction_refuses_to_start_without_twice_the_inputs_free() {
     assert_eq!(store.snapshot("c").unwrap().version(), &before);
     assert_eq!(disk.list("segments").unwrap().len(), 0);
 }
+
+/// A merge policy that flushes whenever a delta is pending and refuses to do anything else,
+/// or (when `bad`) asks for a merge before flushing.
+#[derive(Debug)]
+struct FlushOnly {
+    bad: bool,
+}
+
+impl strata_engine::MergePolicy for FlushOnly {
+    fn plan(&self, stats: &strata_engine::CompactionStats) -> strata_engine::CompactionPlan {
+        strata_engine::CompactionPlan {
+            flush: stats.deltas > 0 && !self.bad,
+            merge: (self.bad && !stats.segments.is_empty()).then_some(0..1),
+            rewrite: vec![],
+            input_bytes: stats.delta_bytes,
+        }
+    }
+}
+
+#[test]
+fn a_custom_merge_policy_decides_and_bad_plans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |bad| StoreOptions {
+        merge_policy: Some(std::sync::Arc::new(FlushOnly { bad })),
+        ..opts()
+    };
+    {
+        let store = Store::open(dir.path(), with(false)).unwrap();
+        store
+            .create_collection("c", 2, Metric::L2, Quantization::None)
+            .unwrap();
+        store.write("c", vec![rec("a", [0.0, 0.0], 1)]).unwrap();
+        // The default policy waits for 16 deltas; this one flushes the first.
+        let report = store.maybe_compact("c").unwrap().expect("a flush");
+        assert_eq!((report.deltas_folded, report.segments_out), (1, 1));
+        assert_eq!(store.maybe_compact("c").unwrap(), None);
+        store.write("c", vec![rec("b", [1.0, 0.0], 2)]).unwrap();
+        store.close().unwrap();
+    }
+    let store = Store::open(dir.path(), with(true)).unwrap();
+    let before = store.snapshot("c").unwrap().version().clone();
+    let err = store.maybe_compact("c").unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid { what, .. } if what == "compaction plan"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("pending"), "{err}");
+    assert_eq!(store.snapshot("c").unwrap().version(), &before);
+    assert_eq!(ids(&store, "c"), ["a", "b"]);
+}
