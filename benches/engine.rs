@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::formats::samples;
-use strata::{Include, MetaValue, Metric, Op, Quantization, Record, Store, StoreOptions};
+use strata::{
+    Include, MetaValue, Metric, Op, Quantization, ReadableStore, Reader, Record, StoreOptions,
+    Writer,
+};
 
 const DIMS: usize = 1536;
 
@@ -44,9 +47,9 @@ fn options() -> StoreOptions {
 }
 
 /// A store holding `n` rows in deltas of 1000 rows each.
-fn filled(n: usize) -> (tempfile::TempDir, Store) {
+fn filled(n: usize) -> (tempfile::TempDir, Writer) {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let store = Store::open(dir.path(), options()).unwrap();
+    let store = Writer::open(dir.path(), options()).unwrap();
     store
         .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)
         .unwrap();
@@ -60,7 +63,7 @@ fn filled(n: usize) -> (tempfile::TempDir, Store) {
 
 fn delta_append(c: &mut Criterion) {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
-    let store = Store::open(dir.path(), options()).unwrap();
+    let store = Writer::open(dir.path(), options()).unwrap();
     store
         .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)
         .unwrap();
@@ -130,7 +133,7 @@ fn open_to_first_read(c: &mut Criterion) {
         ] {
             g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
                 b.iter(|| {
-                    let reader = Store::open_reader_with(dir.path(), verify).unwrap();
+                    let reader = Reader::open_with(dir.path(), verify).unwrap();
                     let got = reader
                         .snapshot("c")
                         .unwrap()

@@ -12,8 +12,11 @@ use std::collections::HashSet;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::engine::SearchOptions;
 use strata::formats::samples;
+use strata::formats::segment::{SegmentLayout, SegmentView};
+use strata::storage::layout;
 use strata::{
-    Filter, Include, MetaValue, Metric, Op, Quantization, Query, Record, Store, StoreOptions,
+    Filter, Include, MetaValue, Metric, Op, Quantization, Query, ReadableStore, Record,
+    StoreOptions, Writer,
 };
 
 fn list(var: &str, default: &str) -> Vec<usize> {
@@ -38,8 +41,8 @@ fn embedding(i: usize, dims: usize) -> Vec<f32> {
     v
 }
 
-fn build(dir: &std::path::Path, rows: usize, dims: usize) -> Store {
-    let store = Store::open(dir, StoreOptions::default()).unwrap();
+fn build(dir: &std::path::Path, rows: usize, dims: usize) -> Writer {
+    let store = Writer::open(dir, StoreOptions::default()).unwrap();
     for q in [Quantization::None, Quantization::I8, Quantization::Bit] {
         let name = format!("c-{}", q.name());
         store
@@ -86,12 +89,17 @@ fn search(c: &mut Criterion) {
             g.sample_size(20);
             let bytes = (rows * dims * 4) as u64;
 
-            // The memory-read reference: sum every f32 of the same segment.
+            // The memory-read reference: sum every f32 of the same segment, mapped as the
+            // engine maps it.
             let snap = store.snapshot("c-none").unwrap();
-            let seg = snap.state().segments[0].seg.clone();
+            let seg = store
+                .storage()
+                .map(&layout::segment(&snap.version().segments[0].file))
+                .unwrap();
+            let seg_layout = SegmentLayout::parse(&seg).unwrap();
             g.throughput(Throughput::Bytes(bytes));
             g.bench_function("memory read loop (reference)", |b| {
-                let v = seg.view();
+                let v = SegmentView::new(&seg, &seg_layout).unwrap();
                 let data = v.vectors().unwrap();
                 b.iter(|| {
                     let mut acc = [0f32; 16];

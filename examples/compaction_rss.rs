@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use strata::formats::samples;
-use strata::{MetaValue, Metric, Op, Quantization, Record, Store, StoreOptions};
+use strata::{MetaValue, Metric, Op, Quantization, ReadableStore, Record, StoreOptions, Writer};
 
 const DIMS: usize = 1536;
 
@@ -25,7 +25,7 @@ fn build(dir: &str, rows: usize) {
     let mut o = StoreOptions::default();
     o.policy.max_deltas = 4;
     o.policy.merge_factor = usize::MAX;
-    let store = Store::open(dir, o).unwrap();
+    let store = Writer::open(dir, o).unwrap();
     store
         .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)
         .unwrap();
@@ -49,7 +49,7 @@ fn build(dir: &str, rows: usize) {
 }
 
 fn compact(dir: &str) {
-    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    let store = Writer::open(dir, StoreOptions::default()).unwrap();
     let segments_before = store.snapshot("c").unwrap().version().segments.len();
     let t = std::time::Instant::now();
     let r = store.compact("c").unwrap();

@@ -2,14 +2,20 @@
 //! of edits.
 //!
 //! This facade re-exports the workspace crates: [`formats`] (file formats, operations,
-//! filters), [`engine`] (store, writes, compaction, search, manifest, GC) and [`stream`]
-//! (DynamoDB stream records of the receipts system turned into operations). The most used
-//! types are re-exported at the top level.
+//! filters), [`storage`] (the storage layer every file operation goes through), [`engine`]
+//! (store, writes, compaction, search, manifest, GC) and [`stream`] (DynamoDB stream
+//! records of the receipts system turned into operations). The most used types are
+//! re-exported at the top level.
+//!
+//! A store is opened as a [`Writer`] (one at a time; the only role that changes it) or as
+//! a [`Reader`] (any number, never writing); the reads both offer are [`ReadableStore`]'s.
 //!
 //! ```no_run
-//! use strata::{Include, Metric, Op, Quantization, Query, Record, Store, StoreOptions};
+//! use strata::{
+//!     Include, Metric, Op, Quantization, Query, ReadableStore, Record, StoreOptions, Writer,
+//! };
 //!
-//! let store = Store::open("./strata-data", StoreOptions::default())?;
+//! let store = Writer::open("./strata-data", StoreOptions::default())?;
 //! store.create_collection("lines", 3, Metric::L2, Quantization::None)?;
 //! store.write("lines", vec![Op::Upsert(Record {
 //!     id: "a".into(),
@@ -30,11 +36,12 @@
 
 pub use strata_engine as engine;
 pub use strata_formats as formats;
+pub use strata_storage as storage;
 pub use strata_stream as stream;
 
 pub use strata_engine::{
-    CollectionInfo, CompactReport, CompactionPolicy, GcReport, Include, Query, RecordOut, Snapshot,
-    Store, StoreOptions, VersionInfo, WriteReceipt,
+    CollectionInfo, CompactReport, CompactionPolicy, GcReport, Include, Query, ReadableStore,
+    Reader, RecordOut, Snapshot, StoreOptions, VersionInfo, WriteReceipt, Writer,
 };
 pub use strata_formats::{
     Filter, MetaValue, Metadata, Metric, Op, Operation, Patch, Quantization, Record, Scalar, Seq,

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata::{
-    Filter, Include, MetaValue, Metric, Op, Patch, Quantization, Record, Store, StoreOptions,
-    Target,
+    Filter, Include, MetaValue, Metric, Op, Patch, Quantization, ReadableStore, Record,
+    StoreOptions, Target, Writer,
 };
 
 fn options() -> StoreOptions {
@@ -31,7 +31,7 @@ fn options() -> StoreOptions {
 }
 
 fn child(dir: &std::path::Path) {
-    let store = Store::open(dir.join("store"), options()).expect("child opens the store");
+    let store = Writer::open(dir.join("store"), options()).expect("child opens the store");
     if store.collections().unwrap().is_empty() {
         store
             .create_collection("c", 4, Metric::L2, Quantization::I8)
@@ -173,7 +173,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         if acked.is_empty() {
             continue;
         }
-        let store = Store::open(dir.path().join("store"), options()).unwrap();
+        let store = Writer::open(dir.path().join("store"), options()).unwrap();
         let snap = store.snapshot("c").unwrap();
         let head = snap.version().version;
         assert!(store

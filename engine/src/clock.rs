@@ -1,7 +1,7 @@
 //! Time as the engine records it: milliseconds since the Unix epoch (the storage layer's
 //! clock) and their RFC 3339 rendering for messages.
 
-pub use strata_storage::now_ms;
+pub(crate) use strata_storage::now_ms;
 
 /// An RFC 3339 UTC rendering of a millisecond timestamp.
 pub fn rfc3339(ms: u64) -> String {

@@ -5,7 +5,7 @@ use simsimd::SpatialSimilarity;
 use strata_formats::Metric;
 
 /// Distance between two vectors of equal length, as Chroma reports it.
-pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn distance(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     let d = match metric {
         Metric::L2 => f32::sqeuclidean(a, b),
         Metric::Cosine => f32::cosine(a, b),

@@ -6,8 +6,11 @@ use strata_formats::FormatError;
 use strata_storage::layout::NameError;
 use strata_storage::StorageError;
 
+use crate::validate::{Field, InvalidOp};
+
 /// An engine error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O error on a path.
     #[error("{op} {path}: {source}")]
@@ -28,8 +31,13 @@ pub enum Error {
         source: FormatError,
     },
     /// The RocksDB manifest failed.
-    #[error("manifest: {0}")]
-    Manifest(String),
+    #[error("manifest {op}: {source}")]
+    Manifest {
+        /// What was being done (`open`, `get`, `commit`, …).
+        op: &'static str,
+        /// RocksDB's error (its [`rocksdb::Error::kind`] classifies it).
+        source: rocksdb::Error,
+    },
     /// The manifest holds a value this build cannot decode.
     #[error("manifest entry {key}: {detail}")]
     ManifestEntry {
@@ -72,7 +80,18 @@ pub enum Error {
         /// The version.
         version: u64,
     },
-    /// An invalid argument or operation (the message says which and why).
+    /// An operation of a write is invalid (see [`validate`](crate::validate())); nothing was
+    /// written.
+    #[error("invalid operation {index}: {detail}")]
+    InvalidOperation {
+        /// The operation's position in its batch (from 0).
+        index: usize,
+        /// The field at fault.
+        field: Field,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// An invalid argument (the message says which and why).
     #[error("invalid {what}: {detail}")]
     Invalid {
         /// What was invalid.
@@ -90,9 +109,6 @@ pub enum Error {
         /// Bytes available.
         available: u64,
     },
-    /// The store was opened read-only.
-    #[error("store is open read-only; {0} needs the writer")]
-    ReadOnly(&'static str),
 }
 
 /// Result of an engine call.
@@ -110,6 +126,18 @@ impl Error {
     pub(crate) fn format(path: impl Into<PathBuf>) -> impl FnOnce(FormatError) -> Error {
         let path = path.into();
         move |source| Error::Format { path, source }
+    }
+
+    pub(crate) fn manifest(op: &'static str) -> impl FnOnce(rocksdb::Error) -> Error {
+        move |source| Error::Manifest { op, source }
+    }
+
+    pub(crate) fn invalid_operation(index: usize, e: InvalidOp) -> Error {
+        Error::InvalidOperation {
+            index,
+            field: e.field,
+            detail: e.detail,
+        }
     }
 
     pub(crate) fn invalid(what: impl Into<String>, detail: impl Into<String>) -> Error {
@@ -133,11 +161,5 @@ impl From<StorageError> for Error {
 impl From<NameError> for Error {
     fn from(e: NameError) -> Error {
         Error::invalid(e.what, format!("{:?}: {}", e.name, e.rule))
-    }
-}
-
-impl From<rocksdb::Error> for Error {
-    fn from(e: rocksdb::Error) -> Error {
-        Error::Manifest(e.into_string())
     }
 }

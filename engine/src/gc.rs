@@ -9,7 +9,8 @@ use strata_storage::Metadata;
 
 use crate::error::Result;
 use crate::layout;
-use crate::store::Store;
+use crate::store::{ReadableStore, Role};
+use crate::writer::Writer;
 
 /// What a GC run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,32 +25,30 @@ pub struct GcReport {
     pub files_in_grace: usize,
 }
 
-impl Store {
+impl Writer {
     /// Apply retention and delete unreferenced files older than the grace period.
     pub fn gc(&self) -> Result<GcReport> {
-        let w = self.writer("gc")?;
         let _g = self.lock();
+        let m = self.manifest();
+        let storage = self.storage();
         let mut report = GcReport::default();
-        let live: Vec<(String, u64)> = {
-            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            live.retain(|s| s.strong_count() > 0);
-            live.iter()
-                .filter_map(|s| s.upgrade())
-                .map(|s| (s.info.name.clone(), s.version.version))
-                .collect()
-        };
+        let live_states = self.core().live_states();
+        let live: Vec<(String, u64)> = live_states
+            .iter()
+            .map(|s| (s.info.name.clone(), s.version.version))
+            .collect();
         let mut referenced: HashSet<String> = HashSet::new();
-        let mut c = w.manifest.begin();
+        let mut c = m.begin();
         let mut dropped_files = Vec::new();
-        let collections = w.manifest.collections()?;
+        let collections = m.collections()?;
         let names: HashSet<&str> = collections.iter().map(|c| c.name.as_str()).collect();
         for info in &collections {
-            let head = w.manifest.head(&info.name)?;
-            let pins = w.manifest.pins(&info.name)?;
-            let mut versions = w.manifest.versions(&info.name)?;
+            let head = m.head(&info.name)?;
+            let pins = m.pins(&info.name)?;
+            let mut versions = m.versions(&info.name)?;
             versions.sort_by_key(|v| std::cmp::Reverse(v.version));
             for (i, v) in versions.iter().enumerate() {
-                let keep = i < self.options.retain_versions
+                let keep = i < self.options().retain_versions
                     || Some(v.version) == head
                     || pins.contains(&v.version)
                     || live.iter().any(|(c, n)| *c == info.name && *n == v.version);
@@ -65,24 +64,22 @@ impl Store {
         }
         // Snapshots still open in this process keep their files even if their collection
         // was dropped or their version left the manifest.
-        for s in self.live.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            if let Some(s) = s.upgrade() {
-                referenced.extend(s.version.segments.iter().map(|x| x.file.clone()));
-                referenced.extend(s.version.deltas.iter().map(|x| x.file.clone()));
-            }
+        for s in &live_states {
+            referenced.extend(s.version.segments.iter().map(|x| x.file.clone()));
+            referenced.extend(s.version.deltas.iter().map(|x| x.file.clone()));
         }
-        c.commit(w.epoch)?;
+        c.commit(self.epoch())?;
         for path in dropped_files {
             self.remove_counted(&path, &mut report)?;
         }
-        let grace = self.options.gc_grace;
+        let grace = self.options().gc_grace;
         let old_enough = |meta: &Metadata| {
             SystemTime::now()
                 .duration_since(meta.modified)
                 .is_ok_and(|age| age >= grace)
         };
         for dir in [layout::SEGMENTS, layout::DELTAS, layout::TMP] {
-            for entry in self.storage.list(dir)? {
+            for entry in storage.list(dir)? {
                 if referenced.contains(&entry.name) {
                     continue;
                 }
@@ -94,10 +91,10 @@ impl Store {
             }
         }
         // Ingested inbox files: their content lives on as a registered delta.
-        let mut forget = w.manifest.begin();
-        for name in w.manifest.ingested_all()? {
+        let mut forget = m.begin();
+        for name in m.ingested_all()? {
             let path = layout::inbox_file(&name);
-            match self.storage.stat(&path)? {
+            match storage.stat(&path)? {
                 None => forget.delete_ingested(&name),
                 Some(meta) if old_enough(&meta) => {
                     self.remove_counted(&path, &mut report)?;
@@ -106,26 +103,26 @@ impl Store {
                 Some(_) => report.files_in_grace += 1,
             }
         }
-        forget.commit(w.epoch)?;
+        forget.commit(self.epoch())?;
         // Version directories of dropped collections.
-        for entry in self.storage.list(layout::VERSIONS)? {
+        for entry in storage.list(layout::VERSIONS)? {
             let name = entry.name;
-            if !names.contains(name.as_str()) && !self.storage.exists(&layout::head(&name))? {
+            if !names.contains(name.as_str()) && !storage.exists(&layout::head(&name))? {
                 let dir = layout::versions(&name);
-                for f in self.storage.list(&dir)? {
+                for f in storage.list(&dir)? {
                     self.remove_counted(&layout::join(&dir, &f.name), &mut report)?;
                 }
-                self.storage.remove_dir(&dir)?;
+                storage.remove_dir(&dir)?;
             }
         }
         Ok(report)
     }
 
     fn remove_counted(&self, path: &str, report: &mut GcReport) -> Result<()> {
-        let Some(meta) = self.storage.stat(path)? else {
+        let Some(meta) = self.storage().stat(path)? else {
             return Ok(());
         };
-        self.storage.remove(path)?;
+        self.storage().remove(path)?;
         report.files_deleted += 1;
         report.bytes_freed += meta.len;
         Ok(())

@@ -2,12 +2,19 @@
 //! `inbox/`; the writer registers each one exactly once (the inbox name is recorded in the
 //! same manifest batch as the version that registers it). Torn and corrupt files are
 //! reported and left where they are; nothing is deleted here. The producer side is
-//! [`strata_storage::inbox`].
+//! [`write_inbox_delta`], over [`strata_storage::inbox`].
+
+use std::path::{Path, PathBuf};
+
+use strata_formats::{DeltaHeader, DeltaWriter, Operation};
+use strata_storage::{publish_inbox_delta, LocalStorage, Storage};
 
 use crate::clock::now_ms;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layout;
-use crate::store::{validate, Store};
+use crate::store::ReadableStore;
+use crate::validate::validate;
+use crate::writer::Writer;
 
 /// What an inbox ingestion did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,12 +29,11 @@ pub struct IngestReport {
     pub failed: Vec<(String, String)>,
 }
 
-impl Store {
+impl Writer {
     /// Register every new sealed delta in the inbox, oldest name first.
     pub fn ingest_inbox(&self) -> Result<IngestReport> {
-        let w = self.writer("ingest_inbox")?;
-        let mut names: Vec<String> = self
-            .storage
+        let storage = self.storage();
+        let mut names: Vec<String> = storage
             .list(layout::INBOX)?
             .into_iter()
             .map(|e| e.name)
@@ -36,12 +42,12 @@ impl Store {
         names.sort();
         let mut report = IngestReport::default();
         for name in names {
-            if w.manifest.ingested(&name)?.is_some() {
+            if self.manifest().ingested(&name)?.is_some() {
                 report.already += 1;
                 continue;
             }
             let path = layout::inbox_file(&name);
-            let bytes = self.storage.read(&path)?;
+            let bytes = storage.read(&path)?;
             let delta = match strata_formats::decode_delta(&bytes) {
                 Ok(d) if d.is_sealed() => d,
                 // No seal, or cut short inside the header: a producer died mid-write.
@@ -75,7 +81,7 @@ impl Store {
             // Linked, not copied, into deltas/; the link fsyncs the directory.
             let file = loop {
                 let file = layout::delta_name(self.alloc_file());
-                if self.storage.link(&path, &layout::delta(&file))? {
+                if storage.link(&path, &layout::delta(&file))? {
                     break file;
                 }
             };
@@ -93,4 +99,23 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// Write a sealed delta into a store's inbox, without any lock: what producers that are not
+/// the writer (the stream Lambda) do. The writer ingests it with [`Writer::ingest_inbox`].
+pub fn write_inbox_delta(
+    store: impl AsRef<Path>,
+    producer: &str,
+    header: &DeltaHeader,
+    ops: &[Operation],
+) -> Result<PathBuf> {
+    layout::check_producer_name(producer)?;
+    let mut w = DeltaWriter::new(header).map_err(|e| Error::invalid("delta", e.to_string()))?;
+    for op in ops {
+        w.push(op)
+            .map_err(|e| Error::invalid("operation", e.to_string()))?;
+    }
+    let storage = LocalStorage::new(store.as_ref())?;
+    let path = publish_inbox_delta(&storage, producer, &w.seal())?;
+    Ok(storage.location(&path))
 }

@@ -2,7 +2,7 @@
 //! [`strata_storage::layout`] (paths relative to the store's root, shared with the
 //! producers), re-exported, with the name checks returning engine errors.
 
-pub use strata_storage::layout::*;
+pub(crate) use strata_storage::layout::*;
 
 use crate::error::Result;
 
@@ -13,7 +13,7 @@ pub fn check_collection_name(name: &str) -> Result<()> {
 }
 
 /// Check a producer name for inbox files: 1 to 64 characters of `A-Z a-z 0-9 _ -`.
-pub fn check_producer_name(name: &str) -> Result<()> {
+pub(crate) fn check_producer_name(name: &str) -> Result<()> {
     Ok(strata_storage::layout::check_producer_name(name)?)
 }
 

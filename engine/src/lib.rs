@@ -2,40 +2,56 @@
 //! compaction into memory-mapped segments, the RocksDB manifest with atomic swap, rollback,
 //! retention and garbage collection.
 //!
+//! A store is opened in one of two roles, as redb's `Database` and `ReadOnlyDatabase`:
+//! a [`Writer`] (at most one per store; it alone has the methods that change the store)
+//! or a [`Reader`] (any number, never writing). The reads both offer are the
+//! [`ReadableStore`] trait's.
+//!
 //! Every file operation goes through a [`Storage`] (the `strata-storage` crate): a local
-//! directory ([`LocalStorage`], what [`Store::open`] uses) or memory ([`MemoryStorage`],
-//! [`Store::open_on`]), where tests inject faults and crashes.
+//! directory ([`LocalStorage`], what [`Writer::open`] uses) or memory ([`MemoryStorage`],
+//! [`Writer::open_on`]), where tests inject faults and crashes.
+//!
+//! The modules are private; this root re-exports the API.
 //!
 //! See ARCHITECTURE.md at the repository root for the data flow of a write, a compaction and
 //! a query, and for where each invariant (durability, ordering, fencing) lives.
 
 #![deny(missing_docs)]
+#![deny(unreachable_pub)]
 
 mod clock;
-pub mod compaction;
-pub mod distance;
-pub mod error;
-pub mod gc;
-pub mod inbox;
-pub mod layout;
-pub mod manifest;
-pub mod resolve;
-pub mod search;
-pub mod segment;
-pub mod snapshot;
-pub mod store;
-pub mod verify;
+mod compaction;
+mod distance;
+mod error;
+mod gc;
+mod inbox;
+mod layout;
+mod manifest;
+mod reader;
+mod resolve;
+mod search;
+mod segment;
+mod snapshot;
+mod store;
+mod validate;
+mod verify;
+mod writer;
 
 pub use clock::rfc3339;
 pub use compaction::{
     CompactReport, CompactionPlan, CompactionPolicy, CompactionProgress, CompactionStats,
     MergePolicy, SegmentStats,
 };
+pub use distance::scalar_distance;
 pub use error::{Error, Result};
 pub use gc::GcReport;
-pub use inbox::IngestReport;
+pub use inbox::{write_inbox_delta, IngestReport};
+pub use layout::check_collection_name;
+pub use reader::Reader;
 pub use search::{default_oversample, SearchOptions};
 pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
-pub use store::{validate, write_inbox_delta, Store, StoreOptions, VersionInfo, WriteReceipt};
+pub use store::{ReadableStore, VersionInfo};
 pub use strata_storage::{LocalStorage, MemoryStorage, Storage, StorageError};
+pub use validate::{validate, Field, InvalidOp};
 pub use verify::{inspect_file, verify_store, verify_store_on, FileSummary, Problem, VerifyReport};
+pub use writer::{StoreOptions, WriteReceipt, Writer};

@@ -45,28 +45,28 @@ const NEXT_VERSION_KEY: &[u8] = b"next_version";
 
 /// Who holds the writer role, since when, and with which fencing epoch.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-pub struct Lease {
+pub(crate) struct Lease {
     /// Holder description (host, pid, purpose).
-    pub holder: String,
+    pub(crate) holder: String,
     /// Fencing epoch, incremented by every writer that opens the store.
-    pub epoch: u64,
+    pub(crate) epoch: u64,
     /// When the holder took the role (ms since the Unix epoch).
-    pub since_ms: u64,
+    pub(crate) since_ms: u64,
     /// Last heartbeat (ms since the Unix epoch).
-    pub heartbeat_ms: u64,
+    pub(crate) heartbeat_ms: u64,
 }
 
 /// One move of a collection's head.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
-pub struct HistoryEntry {
+pub(crate) struct HistoryEntry {
     /// The new head.
-    pub version: u64,
+    pub(crate) version: u64,
     /// The head before.
-    pub previous: Option<u64>,
+    pub(crate) previous: Option<u64>,
     /// When (ms since the Unix epoch).
-    pub time_ms: u64,
+    pub(crate) time_ms: u64,
     /// What moved it.
-    pub note: String,
+    pub(crate) note: String,
 }
 
 fn encode<T: bincode::Encode>(v: &T) -> Vec<u8> {
@@ -99,9 +99,8 @@ fn prefix(collection: &str) -> Vec<u8> {
 }
 
 /// The manifest database.
-pub struct Manifest {
+pub(crate) struct Manifest {
     db: DB,
-    path: PathBuf,
     /// Whether it lives in the in-memory environment, whose WAL files cannot be synced on
     /// demand (synced write batches work there as anywhere).
     in_memory: bool,
@@ -109,7 +108,7 @@ pub struct Manifest {
 
 /// The changes of one commit, applied atomically by [`Manifest::commit`].
 #[derive(Default)]
-pub struct Commit {
+pub(crate) struct Commit {
     batch: WriteBatch,
     ops: usize,
 }
@@ -140,7 +139,7 @@ impl Manifest {
 
     /// Open read-write, creating the database if missing. Fails if another process (or
     /// another open in this process) holds it.
-    pub fn open(path: &Path) -> Result<Manifest> {
+    pub(crate) fn open(path: &Path) -> Result<Manifest> {
         Self::open_with(path, Self::options())
     }
 
@@ -148,31 +147,30 @@ impl Manifest {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, Self::cf_options()));
-        let db = DB::open_cf_descriptors(&options, path, cfs)?;
+        let db = DB::open_cf_descriptors(&options, path, cfs).map_err(Error::manifest("open"))?;
         Ok(Manifest {
             db,
-            path: path.to_path_buf(),
             in_memory: false,
         })
     }
 
     /// Open read-only (works while a writer holds the database; sees its flushed state).
-    pub fn open_read_only(path: &Path) -> Result<Manifest> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Manifest> {
         Self::open_read_only_with(path, Options::default())
     }
 
     fn open_read_only_with(path: &Path, options: Options) -> Result<Manifest> {
-        let db = DB::open_cf_for_read_only(&options, path, ALL_CFS, false)?;
+        let db = DB::open_cf_for_read_only(&options, path, ALL_CFS, false)
+            .map_err(Error::manifest("open read-only"))?;
         Ok(Manifest {
             db,
-            path: path.to_path_buf(),
             in_memory: false,
         })
     }
 
     /// [`Manifest::open`] for the store in `storage`: `manifest/` under its local root, or
     /// in the in-memory environment when it has none (see the module documentation).
-    pub fn open_on(storage: &dyn Storage) -> Result<Manifest> {
+    pub(crate) fn open_on(storage: &dyn Storage) -> Result<Manifest> {
         match storage.local_root() {
             Some(root) => Self::open(&root.join(layout::MANIFEST)),
             None => {
@@ -186,7 +184,7 @@ impl Manifest {
     }
 
     /// [`Manifest::open_read_only`] for the store in `storage`.
-    pub fn open_read_only_on(storage: &dyn Storage) -> Result<Manifest> {
+    pub(crate) fn open_read_only_on(storage: &dyn Storage) -> Result<Manifest> {
         match storage.local_root() {
             Some(root) => Self::open_read_only(&root.join(layout::MANIFEST)),
             None => {
@@ -199,11 +197,6 @@ impl Manifest {
         }
     }
 
-    /// The database's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
         self.db
             .cf_handle(name)
@@ -211,7 +204,11 @@ impl Manifest {
     }
 
     fn get<T: bincode::Decode<()>>(&self, cf: &str, key: &[u8]) -> Result<Option<T>> {
-        match self.db.get_cf(self.cf(cf), key)? {
+        match self
+            .db
+            .get_cf(self.cf(cf), key)
+            .map_err(Error::manifest("get"))?
+        {
             Some(bytes) => decode(key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -223,7 +220,7 @@ impl Manifest {
             .db
             .iterator_cf(self.cf(cf), IteratorMode::From(prefix, Direction::Forward))
         {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(Error::manifest("scan"))?;
             if !k.starts_with(prefix) {
                 break;
             }
@@ -233,12 +230,12 @@ impl Manifest {
     }
 
     /// The current lease, if any writer ever opened the store.
-    pub fn lease(&self) -> Result<Option<Lease>> {
+    pub(crate) fn lease(&self) -> Result<Option<Lease>> {
         self.get(CF_LEASE, LEASE_KEY)
     }
 
     /// Take the writer role: bump the epoch and record the holder (synced).
-    pub fn take_lease(&self, holder: &str, now_ms: u64) -> Result<Lease> {
+    pub(crate) fn take_lease(&self, holder: &str, now_ms: u64) -> Result<Lease> {
         let epoch = self.lease()?.map_or(0, |l| l.epoch) + 1;
         let lease = Lease {
             holder: holder.to_string(),
@@ -251,7 +248,8 @@ impl Manifest {
     }
 
     /// Overwrite the lease (tests simulate a stolen lease with it).
-    pub fn put_lease(&self, lease: &Lease) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn put_lease(&self, lease: &Lease) -> Result<()> {
         self.write_synced(|b| b.put_cf(self.cf(CF_LEASE), LEASE_KEY, encode(lease)))
     }
 
@@ -260,12 +258,13 @@ impl Manifest {
         f(&mut batch);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(Error::manifest("write"))
     }
 
     /// All collections.
-    pub fn collections(&self) -> Result<Vec<CollectionInfo>> {
+    pub(crate) fn collections(&self) -> Result<Vec<CollectionInfo>> {
         Ok(self
             .scan::<CollectionInfo>(CF_COLLECTIONS, b"")?
             .into_iter()
@@ -274,22 +273,22 @@ impl Manifest {
     }
 
     /// One collection.
-    pub fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
+    pub(crate) fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
         self.get(CF_COLLECTIONS, name.as_bytes())
     }
 
     /// A collection's head version.
-    pub fn head(&self, collection: &str) -> Result<Option<u64>> {
+    pub(crate) fn head(&self, collection: &str) -> Result<Option<u64>> {
         self.get(CF_HEADS, collection.as_bytes())
     }
 
     /// One version record.
-    pub fn version(&self, collection: &str, version: u64) -> Result<Option<VersionRecord>> {
+    pub(crate) fn version(&self, collection: &str, version: u64) -> Result<Option<VersionRecord>> {
         self.get(CF_VERSIONS, &version_key(collection, version))
     }
 
     /// All stored version records of a collection, ascending.
-    pub fn versions(&self, collection: &str) -> Result<Vec<VersionRecord>> {
+    pub(crate) fn versions(&self, collection: &str) -> Result<Vec<VersionRecord>> {
         Ok(self
             .scan::<VersionRecord>(CF_VERSIONS, &prefix(collection))?
             .into_iter()
@@ -297,17 +296,8 @@ impl Manifest {
             .collect())
     }
 
-    /// The head history of a collection, oldest first.
-    pub fn history(&self, collection: &str) -> Result<Vec<HistoryEntry>> {
-        Ok(self
-            .scan::<HistoryEntry>(CF_HISTORY, &prefix(collection))?
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect())
-    }
-
     /// Pinned versions of a collection.
-    pub fn pins(&self, collection: &str) -> Result<BTreeSet<u64>> {
+    pub(crate) fn pins(&self, collection: &str) -> Result<BTreeSet<u64>> {
         Ok(self
             .scan::<u64>(CF_PINS, &prefix(collection))?
             .into_iter()
@@ -316,17 +306,17 @@ impl Manifest {
     }
 
     /// The next version number to use.
-    pub fn next_version(&self) -> Result<u64> {
+    pub(crate) fn next_version(&self) -> Result<u64> {
         Ok(self.get::<u64>(CF_META, NEXT_VERSION_KEY)?.unwrap_or(1))
     }
 
     /// The delta an inbox file was ingested as, if it was.
-    pub fn ingested(&self, inbox_name: &str) -> Result<Option<String>> {
+    pub(crate) fn ingested(&self, inbox_name: &str) -> Result<Option<String>> {
         self.get(CF_FILES, format!("inbox/{inbox_name}").as_bytes())
     }
 
     /// All ingested inbox file names.
-    pub fn ingested_all(&self) -> Result<Vec<String>> {
+    pub(crate) fn ingested_all(&self) -> Result<Vec<String>> {
         Ok(self
             .scan::<String>(CF_FILES, b"inbox/")?
             .into_iter()
@@ -335,7 +325,7 @@ impl Manifest {
     }
 
     /// Apply a commit as one synced write batch, after checking the writer's epoch.
-    pub fn commit(&self, commit: Commit, epoch: u64) -> Result<()> {
+    pub(crate) fn commit(&self, commit: Commit, epoch: u64) -> Result<()> {
         let current = self.lease()?.map_or(0, |l| l.epoch);
         if current != epoch {
             return Err(Error::Fenced {
@@ -348,19 +338,21 @@ impl Manifest {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(commit.batch, &wo)?;
-        Ok(())
+        self.db
+            .write_opt(commit.batch, &wo)
+            .map_err(Error::manifest("commit"))
     }
 
     /// Flush memtables and the WAL to disk.
-    pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(!self.in_memory)?;
-        self.db.flush()?;
-        Ok(())
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.db
+            .flush_wal(!self.in_memory)
+            .map_err(Error::manifest("flush WAL"))?;
+        self.db.flush().map_err(Error::manifest("flush"))
     }
 
     /// Start a commit.
-    pub fn begin(&self) -> CommitBuilder<'_> {
+    pub(crate) fn begin(&self) -> CommitBuilder<'_> {
         CommitBuilder {
             m: self,
             c: Commit::default(),
@@ -372,10 +364,10 @@ impl Manifest {
 /// local directory live in it, each under its own path, for as long as the process runs
 /// (they are small; tests are their only users).
 fn memory_env() -> Result<&'static Env> {
-    static ENV: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
-    ENV.get_or_init(|| Env::mem_env().map_err(|e| e.into_string()))
+    static ENV: OnceLock<std::result::Result<Env, rocksdb::Error>> = OnceLock::new();
+    ENV.get_or_init(Env::mem_env)
         .as_ref()
-        .map_err(|e| Error::Manifest(format!("in-memory environment: {e}")))
+        .map_err(|e| Error::manifest("create the in-memory environment")(e.clone()))
 }
 
 /// The manifest's path in the in-memory environment: absolute (the environment requires
@@ -391,7 +383,7 @@ fn memory_path(storage: &dyn Storage) -> PathBuf {
 }
 
 /// Accumulates the changes of one commit.
-pub struct CommitBuilder<'a> {
+pub(crate) struct CommitBuilder<'a> {
     m: &'a Manifest,
     c: Commit,
 }
@@ -408,13 +400,18 @@ impl CommitBuilder<'_> {
     }
 
     /// Record a collection.
-    pub fn put_collection(&mut self, info: &CollectionInfo) {
+    pub(crate) fn put_collection(&mut self, info: &CollectionInfo) {
         self.put(CF_COLLECTIONS, info.name.as_bytes(), encode(info));
     }
 
     /// Write a new version record, make it the head, log the move and advance the
     /// version counter.
-    pub fn put_head_version(&mut self, record: &VersionRecord, previous: Option<u64>, now_ms: u64) {
+    pub(crate) fn put_head_version(
+        &mut self,
+        record: &VersionRecord,
+        previous: Option<u64>,
+        now_ms: u64,
+    ) {
         self.put(
             CF_VERSIONS,
             &version_key(&record.collection, record.version),
@@ -439,22 +436,22 @@ impl CommitBuilder<'_> {
     }
 
     /// Move a head to an existing version (no new record).
-    pub fn delete_version(&mut self, collection: &str, version: u64) {
+    pub(crate) fn delete_version(&mut self, collection: &str, version: u64) {
         self.delete(CF_VERSIONS, &version_key(collection, version));
     }
 
     /// Pin a version.
-    pub fn pin(&mut self, collection: &str, version: u64) {
+    pub(crate) fn pin(&mut self, collection: &str, version: u64) {
         self.put(CF_PINS, &version_key(collection, version), encode(&version));
     }
 
     /// Unpin a version.
-    pub fn unpin(&mut self, collection: &str, version: u64) {
+    pub(crate) fn unpin(&mut self, collection: &str, version: u64) {
         self.delete(CF_PINS, &version_key(collection, version));
     }
 
     /// Record that an inbox file was ingested as a delta.
-    pub fn put_ingested(&mut self, inbox_name: &str, delta_file: &str) {
+    pub(crate) fn put_ingested(&mut self, inbox_name: &str, delta_file: &str) {
         self.put(
             CF_FILES,
             format!("inbox/{inbox_name}").as_bytes(),
@@ -463,12 +460,12 @@ impl CommitBuilder<'_> {
     }
 
     /// Forget an ingested inbox file (after GC removed it).
-    pub fn delete_ingested(&mut self, inbox_name: &str) {
+    pub(crate) fn delete_ingested(&mut self, inbox_name: &str) {
         self.delete(CF_FILES, format!("inbox/{inbox_name}").as_bytes());
     }
 
     /// Remove a collection: its record, head, versions, pins and history.
-    pub fn drop_collection(&mut self, name: &str) -> Result<()> {
+    pub(crate) fn drop_collection(&mut self, name: &str) -> Result<()> {
         self.delete(CF_COLLECTIONS, name.as_bytes());
         self.delete(CF_HEADS, name.as_bytes());
         for cf in [CF_VERSIONS, CF_PINS, CF_HISTORY] {
@@ -480,14 +477,14 @@ impl CommitBuilder<'_> {
     }
 
     /// Commit (synced), checking the epoch.
-    pub fn commit(self, epoch: u64) -> Result<()> {
+    pub(crate) fn commit(self, epoch: u64) -> Result<()> {
         self.m.commit(self.c, epoch)
     }
 }
 
 mod rocksdb_any {
     /// Decodes any value (for scans that only need keys).
-    pub struct Any;
+    pub(super) struct Any;
     impl<C> bincode::Decode<C> for Any {
         fn decode<D: bincode::de::Decoder<Context = C>>(
             _: &mut D,

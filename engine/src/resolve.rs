@@ -42,18 +42,18 @@ use strata_formats::{
 
 /// A record's contents.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Row {
+pub(crate) struct Row {
     /// The embedding.
-    pub embedding: Option<Arc<[f32]>>,
+    pub(crate) embedding: Option<Arc<[f32]>>,
     /// The document.
-    pub document: Option<String>,
+    pub(crate) document: Option<String>,
     /// The metadata (for states that are not live: the values of patched keys).
-    pub metadata: Metadata,
+    pub(crate) metadata: Metadata,
 }
 
 /// Whether an id currently has a visible record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
+pub(crate) enum Presence {
     /// Visible.
     Live,
     /// Deleted at `seq` (a tombstone).
@@ -64,43 +64,43 @@ pub enum Presence {
 
 /// What one id is after some operations.
 #[derive(Debug, Clone, PartialEq)]
-pub struct State {
+pub(crate) struct State {
     /// Seq of the last upsert or delete (zero when neither arrived).
-    pub seq: Seq,
+    pub(crate) seq: Seq,
     /// Live, deleted or absent.
-    pub presence: Presence,
+    pub(crate) presence: Presence,
     /// The record (see [`Row::metadata`] for states that are not live).
-    pub row: Row,
+    pub(crate) row: Row,
     /// Keys patched after `seq`, with the seq of their last patch.
-    pub patched: BTreeMap<String, Seq>,
+    pub(crate) patched: BTreeMap<String, Seq>,
 }
 
 /// How an entry's state was reached (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
-pub struct History {
+pub(crate) struct History {
     /// Operations with a seq up to this one are folded into `base`.
-    pub through: Seq,
+    pub(crate) through: Seq,
     /// The state after the last upsert or delete, with operations up to `through`.
-    pub base: State,
+    pub(crate) base: State,
     /// The id's patches newer than `through`, ascending seq.
-    pub patches: Vec<PatchEvent>,
+    pub(crate) patches: Vec<PatchEvent>,
 }
 
 /// The state of one id.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Seq of the last upsert or delete (zero when neither arrived).
-    pub seq: Seq,
+    pub(crate) seq: Seq,
     /// Live, deleted or absent.
-    pub presence: Presence,
+    pub(crate) presence: Presence,
     /// The record (see [`Row::metadata`] for entries that are not live).
-    pub row: Row,
+    pub(crate) row: Row,
     /// Keys patched after `seq`, with the seq of their last patch.
-    pub patched: BTreeMap<String, Seq>,
+    pub(crate) patched: BTreeMap<String, Seq>,
     /// When the entry last changed (ms since the Unix epoch).
-    pub time_ms: u64,
+    pub(crate) time_ms: u64,
     /// How the state was reached, while that is within the horizon.
-    pub history: Option<Box<History>>,
+    pub(crate) history: Option<Box<History>>,
 }
 
 impl State {
@@ -234,7 +234,7 @@ impl State {
 
 impl Entry {
     /// An id nothing is known about.
-    pub fn absent() -> Entry {
+    pub(crate) fn absent() -> Entry {
         Entry::from_state(State::absent(), 0, None)
     }
 
@@ -261,7 +261,7 @@ impl Entry {
     /// A live entry from a segment row (with the segment's history of the id, if any).
     ///
     /// Fails (with what is wrong) when the history's live base has no stored record.
-    pub fn from_row(
+    pub(crate) fn from_row(
         seq: Seq,
         row: Row,
         key_seqs: Vec<(String, Seq)>,
@@ -284,7 +284,7 @@ impl Entry {
     /// An entry from a segment's shadow entry (with the segment's history of the id, if any).
     ///
     /// Fails (with what is wrong) when the history's live base has no stored record.
-    pub fn from_shadow(
+    pub(crate) fn from_shadow(
         s: ShadowEntry,
         history: Option<&strata_formats::History>,
     ) -> Result<Entry, String> {
@@ -314,12 +314,12 @@ impl Entry {
     }
 
     /// Whether the id has a visible record.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.presence == Presence::Live
     }
 
     /// The shadow entry of an entry that is not live.
-    pub fn to_shadow(&self, id: &str) -> ShadowEntry {
+    pub(crate) fn to_shadow(&self, id: &str) -> ShadowEntry {
         ShadowEntry {
             id: id.to_string(),
             seq: self.seq,
@@ -334,7 +334,7 @@ impl Entry {
     }
 
     /// The metadata and patched-key seqs of a live entry, as a segment stores them.
-    pub fn row_meta(&self) -> RowMeta {
+    pub(crate) fn row_meta(&self) -> RowMeta {
         RowMeta {
             metadata: self.row.metadata.clone(),
             key_seqs: self.patched.iter().map(|(k, s)| (k.clone(), *s)).collect(),
@@ -342,7 +342,7 @@ impl Entry {
     }
 
     /// The stored form of the entry's history, if it has one.
-    pub fn to_history(&self, id: &str) -> Option<strata_formats::History> {
+    pub(crate) fn to_history(&self, id: &str) -> Option<strata_formats::History> {
         let h = self.history.as_deref()?;
         let base = &h.base;
         let base_record =
@@ -378,7 +378,7 @@ impl Entry {
     ///
     /// Folding is exact for every operation that arrives within the horizon of each newer
     /// one: such an operation is newer than everything folded.
-    pub fn fold_settled(&mut self, ledger: &[RetainedOp], horizon_start: u64) -> bool {
+    pub(crate) fn fold_settled(&mut self, ledger: &[RetainedOp], horizon_start: u64) -> bool {
         let Some(h) = self.history.as_deref() else {
             return false;
         };
@@ -418,7 +418,7 @@ impl Entry {
     /// The stored history an id carries into a rewritten segment: `h` (of a live row, or of
     /// the shadow entry `shadow`) with its settled part folded ([`Entry::fold_settled`]);
     /// None once all of it is settled. Reads no vector: folding needs only the history.
-    pub fn fold_stored(
+    pub(crate) fn fold_stored(
         id: &str,
         h: &strata_formats::History,
         shadow: Option<&ShadowEntry>,
@@ -437,7 +437,7 @@ impl Entry {
 
     /// Whether a filter operation may apply to this entry (see [`FilterProbe`]); an entry
     /// without a history is its own state: the operation applies if it matches it now.
-    pub fn may_match_at(&self, probe: &FilterProbe<'_>) -> bool {
+    pub(crate) fn may_match_at(&self, probe: &FilterProbe<'_>) -> bool {
         match &self.history {
             Some(h) => probe.matches(h.through, &h.base.row.metadata, &h.patches, || {
                 h.base.clone()
@@ -447,7 +447,7 @@ impl Entry {
     }
 
     /// The seq up to which operations are folded into the entry's base.
-    pub fn through(&self) -> Seq {
+    pub(crate) fn through(&self) -> Seq {
         match &self.history {
             Some(h) => h.through,
             None => self.patched.values().copied().fold(self.seq, Seq::max),
@@ -467,7 +467,7 @@ impl Entry {
 
     /// Apply an operation to this id (an upsert, or a patch or delete that targets it by
     /// id), with the collection's retained filter operations; returns whether it changed.
-    pub fn apply(&mut self, seq: Seq, op: &Op, ledger: &[RetainedOp], now_ms: u64) -> bool {
+    pub(crate) fn apply(&mut self, seq: Seq, op: &Op, ledger: &[RetainedOp], now_ms: u64) -> bool {
         let through = self.through();
         if seq <= through {
             // At or below the folded part: the per-key rules on the base.
@@ -518,7 +518,7 @@ impl Entry {
 
     /// Replay the entry against the retained filter operations (one was added); returns
     /// whether it changed.
-    pub fn replay(&mut self, ledger: &[RetainedOp], now_ms: u64) -> bool {
+    pub(crate) fn replay(&mut self, ledger: &[RetainedOp], now_ms: u64) -> bool {
         let (base, through, patches) = self.parts();
         self.rebuild(base, through, patches, ledger, now_ms)
     }
@@ -566,13 +566,13 @@ fn presence_of(b: BaseState) -> Presence {
 
 /// A filter operation being placed: what [`stored_history_matches`] and
 /// [`Entry::may_match_at`] test a history against.
-pub struct FilterProbe<'a> {
+pub(crate) struct FilterProbe<'a> {
     /// The operation's seq.
-    pub seq: Seq,
+    pub(crate) seq: Seq,
     /// Its filter.
-    pub filter: &'a Filter,
+    pub(crate) filter: &'a Filter,
     /// The retained filter operations before it (the ledger up to its own position).
-    pub before: &'a [RetainedOp],
+    pub(crate) before: &'a [RetainedOp],
     /// Each required equality (`key == value` through `$and`s), with the largest seq of a
     /// retained filter patch in `before` that sets the key to a value satisfying it.
     required: Vec<(&'a str, Predicate, Option<Seq>)>,
@@ -580,7 +580,7 @@ pub struct FilterProbe<'a> {
 
 impl<'a> FilterProbe<'a> {
     /// A probe for the filter operation at `seq`.
-    pub fn new(seq: Seq, filter: &'a Filter, before: &'a [RetainedOp]) -> FilterProbe<'a> {
+    pub(crate) fn new(seq: Seq, filter: &'a Filter, before: &'a [RetainedOp]) -> FilterProbe<'a> {
         let required = filter
             .required_equalities()
             .into_iter()
@@ -608,7 +608,7 @@ impl<'a> FilterProbe<'a> {
     /// A required equality no retained filter patch before the operation can satisfy, as an
     /// index key: every history the operation may apply to holds that value in its base or
     /// one of its patches (so an index over those finds all candidates).
-    pub fn index_key(&self) -> Option<(&'a str, IndexKey)> {
+    pub(crate) fn index_key(&self) -> Option<(&'a str, IndexKey)> {
         self.required
             .iter()
             .find_map(|(key, pred, last_set)| match pred {
@@ -654,7 +654,7 @@ impl<'a> FilterProbe<'a> {
 
 /// Whether a filter operation may apply to the id a stored history describes (see
 /// [`FilterProbe::matches`]); replayed on metadata alone, no vector is read.
-pub fn stored_history_matches(h: &strata_formats::History, probe: &FilterProbe<'_>) -> bool {
+pub(crate) fn stored_history_matches(h: &strata_formats::History, probe: &FilterProbe<'_>) -> bool {
     probe.matches(h.through, &h.base_metadata, &h.patches, || State {
         seq: h.base_seq,
         presence: presence_of(h.base_state),

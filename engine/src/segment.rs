@@ -2,19 +2,19 @@
 //! per-key equality index that lets `image_id = X AND receipt_id = N` skip a scan.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use strata_formats::{
     History, MetaValue, Quantization, Scalar, SegmentLayout, SegmentView, Seq, ShadowEntry,
 };
-use strata_storage::{layout as paths, FileBytes, Storage};
+use strata_storage::{FileBytes, Storage};
 
 use crate::error::{Error, Result};
 
 /// A value an equality index can hold: strings and integers (integral floats as integers).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum IndexKey {
+pub(crate) enum IndexKey {
     /// A string value.
     Str(String),
     /// An integer value.
@@ -23,7 +23,7 @@ pub enum IndexKey {
 
 impl IndexKey {
     /// The index key of a filter scalar, if it can be looked up in an index.
-    pub fn of_scalar(s: &Scalar) -> Option<IndexKey> {
+    pub(crate) fn of_scalar(s: &Scalar) -> Option<IndexKey> {
         match s {
             Scalar::Str(v) => Some(IndexKey::Str(v.clone())),
             Scalar::Int(v) => Some(IndexKey::Int(*v)),
@@ -40,12 +40,11 @@ impl IndexKey {
 }
 
 /// Rows of a segment by the value of one key.
-pub type EqIndex = HashMap<IndexKey, Vec<u32>>;
+pub(crate) type EqIndex = HashMap<IndexKey, Vec<u32>>;
 
 /// A segment file mapped into memory.
-pub struct MappedSegment {
+pub(crate) struct MappedSegment {
     path: PathBuf,
-    name: String,
     /// The whole file, mapped (see `LocalStorage::map` for why the map stays valid).
     bytes: FileBytes,
     layout: SegmentLayout,
@@ -72,7 +71,7 @@ impl MappedSegment {
     /// published, which is what [`Storage::map`] needs), parse its header and table, and
     /// (when `verify`) check every block's crc so that no read can ever return corrupt
     /// data unnoticed. Blocks are 64-byte aligned; so is the start of the map.
-    pub fn open(storage: &dyn Storage, path: &str, verify: bool) -> Result<MappedSegment> {
+    pub(crate) fn open(storage: &dyn Storage, path: &str, verify: bool) -> Result<MappedSegment> {
         let bytes = storage.map(path)?;
         let location = storage.location(path);
         let layout = SegmentLayout::parse(&bytes).map_err(Error::format(&location))?;
@@ -93,7 +92,6 @@ impl MappedSegment {
         let min_history_through = history.iter().map(|h| h.through).min();
         Ok(MappedSegment {
             path: location,
-            name: paths::file_name(path).to_string(),
             bytes,
             layout,
             shadow,
@@ -109,43 +107,28 @@ impl MappedSegment {
     /// Drop this process's resident pages of the map (they stay in the page cache and fault
     /// back in on the next read). Compaction calls it after streaming a segment once, so a
     /// merge does not hold every input and output page at the same time.
-    pub fn release_pages(&self) {
+    pub(crate) fn release_pages(&self) {
         self.bytes.release_pages();
     }
 
-    /// Where the file is ([`Storage::location`]).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The file's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// A zero-copy view.
-    pub fn view(&self) -> SegmentView<'_> {
+    pub(crate) fn view(&self) -> SegmentView<'_> {
         SegmentView::new(&self.bytes, &self.layout).expect("layout was parsed from this map")
     }
 
     /// Number of rows.
-    pub fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.layout.header.rows as usize
     }
 
-    /// Size of the file in bytes.
-    pub fn bytes(&self) -> u64 {
-        self.layout.file_len
-    }
-
     /// Which quantized codes the segment holds.
-    pub fn layout_quantization(&self) -> Quantization {
+    pub(crate) fn layout_quantization(&self) -> Quantization {
         self.layout.header.quantization
     }
 
     /// Euclidean norms of every row's vector, computed on first use (quantized search
     /// needs them to turn an i8 dot product into an l2 or cosine estimate).
-    pub fn norms(&self) -> Result<&[f32]> {
+    pub(crate) fn norms(&self) -> Result<&[f32]> {
         if let Some(n) = self.norms.get() {
             return Ok(n);
         }
@@ -160,23 +143,23 @@ impl MappedSegment {
     }
 
     /// The shadow entry of an id, if the segment has one.
-    pub fn shadow(&self, id: &str) -> Option<&ShadowEntry> {
+    pub(crate) fn shadow(&self, id: &str) -> Option<&ShadowEntry> {
         self.shadow.get(id)
     }
 
     /// The replay history of an id, if the segment has one.
-    pub fn history(&self, id: &str) -> Option<&History> {
+    pub(crate) fn history(&self, id: &str) -> Option<&History> {
         self.history_by_id.get(id).map(|i| &self.history[*i])
     }
 
     /// The replay histories of the segment's ids.
-    pub fn histories(&self) -> impl Iterator<Item = &History> {
+    pub(crate) fn histories(&self) -> impl Iterator<Item = &History> {
         self.history.iter()
     }
 
     /// The histories in which `key` may ever equal `value`: its value in the base or in one
     /// of the history's patches is `value` (an index over both, built on first use).
-    pub fn histories_with(&self, key: &str, value: &IndexKey) -> Vec<&History> {
+    pub(crate) fn histories_with(&self, key: &str, value: &IndexKey) -> Vec<&History> {
         let ix = cached_index(&self.history_eq_index, key, || {
             let mut ix = EqIndex::new();
             for (i, h) in self.history.iter().enumerate() {
@@ -201,17 +184,17 @@ impl MappedSegment {
 
     /// The smallest `through` of the segment's histories (None without histories): retained
     /// filter operations newer than it are still needed to replay them.
-    pub fn min_history_through(&self) -> Option<Seq> {
+    pub(crate) fn min_history_through(&self) -> Option<Seq> {
         self.min_history_through
     }
 
     /// All shadow entries.
-    pub fn shadows(&self) -> impl Iterator<Item = &ShadowEntry> {
+    pub(crate) fn shadows(&self) -> impl Iterator<Item = &ShadowEntry> {
         self.shadow.values()
     }
 
     /// Map a format error of this segment to an engine error.
-    pub fn err(&self, e: strata_formats::FormatError) -> Error {
+    pub(crate) fn err(&self, e: strata_formats::FormatError) -> Error {
         Error::Format {
             path: self.path.clone(),
             source: e,
@@ -219,7 +202,7 @@ impl MappedSegment {
     }
 
     /// The equality index of a key, built on first use by one pass over the metadata.
-    pub fn eq_index(&self, key: &str) -> Result<Arc<EqIndex>> {
+    pub(crate) fn eq_index(&self, key: &str) -> Result<Arc<EqIndex>> {
         cached_index(&self.eq_index, key, || {
             let view = self.view();
             let mut ix = EqIndex::new();
@@ -253,14 +236,14 @@ fn cached_index(
 
 /// A fixed-size set of row numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RowSet {
+pub(crate) struct RowSet {
     words: Vec<u64>,
     len: usize,
 }
 
 impl RowSet {
     /// An empty set for `rows` rows.
-    pub fn new(rows: usize) -> RowSet {
+    pub(crate) fn new(rows: usize) -> RowSet {
         RowSet {
             words: vec![0; rows.div_ceil(64)],
             len: 0,
@@ -268,7 +251,7 @@ impl RowSet {
     }
 
     /// Insert a row; returns whether it was new. Rows out of range are ignored.
-    pub fn insert(&mut self, row: usize) -> bool {
+    pub(crate) fn insert(&mut self, row: usize) -> bool {
         let Some(w) = self.words.get_mut(row / 64) else {
             return false;
         };
@@ -282,24 +265,24 @@ impl RowSet {
     }
 
     /// Whether a row is in the set.
-    pub fn contains(&self, row: usize) -> bool {
+    pub(crate) fn contains(&self, row: usize) -> bool {
         self.words
             .get(row / 64)
             .is_some_and(|w| w & (1u64 << (row % 64)) != 0)
     }
 
     /// Number of rows in the set.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The rows in ascending order.
-    pub fn to_vec(&self) -> Vec<u32> {
+    pub(crate) fn to_vec(&self) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.len);
         for (i, w) in self.words.iter().enumerate() {
             let mut w = *w;

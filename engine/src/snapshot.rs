@@ -31,13 +31,13 @@ pub struct CollectionInfo {
 
 /// A segment as one snapshot sees it.
 #[derive(Debug, Clone)]
-pub struct SegmentSlot {
+pub(crate) struct SegmentSlot {
     /// The mapped file.
-    pub seg: Arc<MappedSegment>,
+    pub(crate) seg: Arc<MappedSegment>,
     /// Rows deleted in the version plus rows superseded by the overlay.
-    pub dead: RowSet,
+    pub(crate) dead: RowSet,
     /// Rows deleted in the version alone (what the next version record keeps).
-    pub version_dead: RowSet,
+    pub(crate) version_dead: RowSet,
 }
 
 /// Which parts of a record a read returns (Chroma's `include`).
@@ -105,17 +105,17 @@ pub(crate) enum Loc<'a> {
 
 /// The state behind a [`Snapshot`] (also what the writer builds the next one from).
 #[derive(Debug, Clone)]
-pub struct SnapshotState {
+pub(crate) struct SnapshotState {
     /// The collection's settings.
-    pub info: CollectionInfo,
+    pub(crate) info: CollectionInfo,
     /// The version this snapshot shows.
-    pub version: Arc<VersionRecord>,
+    pub(crate) version: Arc<VersionRecord>,
     /// Segments, oldest first.
-    pub segments: Vec<SegmentSlot>,
+    pub(crate) segments: Vec<SegmentSlot>,
     /// Entries folded from registered deltas, by id.
-    pub overlay: HashMap<String, Arc<Entry>>,
+    pub(crate) overlay: HashMap<String, Arc<Entry>>,
     /// Filter-targeted operations within the retention horizon, ascending seq.
-    pub ledger: Vec<RetainedOp>,
+    pub(crate) ledger: Vec<RetainedOp>,
 }
 
 /// A history that cannot be replayed, as a format error of its segment's History block.
@@ -139,7 +139,7 @@ pub struct Snapshot(pub(crate) Arc<SnapshotState>);
 
 impl SnapshotState {
     /// A state with the version's segments and no overlay yet.
-    pub fn new(
+    pub(crate) fn new(
         info: CollectionInfo,
         version: Arc<VersionRecord>,
         segments: Vec<Arc<MappedSegment>>,
@@ -273,7 +273,7 @@ impl SnapshotState {
     }
 
     /// Fold one operation into the overlay (the order-independence rules of `resolve`).
-    pub fn fold(&mut self, op: &Operation, now: u64) -> Result<()> {
+    pub(crate) fn fold(&mut self, op: &Operation, now: u64) -> Result<()> {
         let target = match &op.op {
             Op::Upsert(r) => return self.apply_to_id(&r.id, op, now),
             Op::Patch(p) => &p.target,
@@ -337,7 +337,7 @@ impl SnapshotState {
 
     /// Drop ledger entries older than the horizon that no history still replays: an entry
     /// newer than some history's `through` stays until that history is folded.
-    pub fn expire_ledger(&mut self, horizon_start_ms: u64) {
+    pub(crate) fn expire_ledger(&mut self, horizon_start_ms: u64) {
         let needed_after = self
             .overlay
             .values()
@@ -491,11 +491,6 @@ impl Snapshot {
     /// The version shown.
     pub fn version(&self) -> &VersionRecord {
         &self.0.version
-    }
-
-    /// The state (for the writer and compaction).
-    pub fn state(&self) -> &SnapshotState {
-        &self.0
     }
 
     /// Records by id, in the order asked; ids with no visible record are skipped.

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use strata_engine::{Include, Query, Store, StoreOptions};
+use strata_engine::{Include, Query, ReadableStore, Reader, StoreOptions, Writer};
 use strata_formats::{
     BlockKind, Filter, MetaValue, Metadata, Metric, Operation, Quantization, Record, SegmentLayout,
     Target,
@@ -35,8 +35,8 @@ fn group(g: &str) -> Target {
     Target::Where(Filter::parse(&format!(r#"{{"group": "{g}"}}"#)).unwrap())
 }
 
-fn store(dir: &Path, horizon: Duration) -> Store {
-    let s = Store::open(
+fn store(dir: &Path, horizon: Duration) -> Writer {
+    let s = Writer::open(
         dir,
         StoreOptions {
             horizon,
@@ -52,7 +52,7 @@ fn store(dir: &Path, horizon: Duration) -> Store {
     s
 }
 
-fn docs(store: &Store) -> Vec<(String, Option<String>, Metadata)> {
+fn docs(store: &impl ReadableStore) -> Vec<(String, Option<String>, Metadata)> {
     store
         .snapshot("c")
         .unwrap()
@@ -64,7 +64,7 @@ fn docs(store: &Store) -> Vec<(String, Option<String>, Metadata)> {
 }
 
 /// How many of the head version's segment files hold a History block.
-fn history_blocks(dir: &Path, store: &Store) -> usize {
+fn history_blocks(dir: &Path, store: &Writer) -> usize {
     let snap = store.snapshot("c").unwrap();
     snap.version()
         .segments
@@ -105,7 +105,7 @@ fn a_filter_delete_meets_the_upsert_of_its_own_seq_across_compactions() {
     s.close().unwrap();
     let s = store(dir.path(), Duration::from_secs(3600));
     assert_eq!(docs(&s), expect);
-    assert_eq!(docs(&Store::open_reader(dir.path()).unwrap()), expect);
+    assert_eq!(docs(&Reader::open(dir.path()).unwrap()), expect);
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_engine::{
-    verify_store, Error, Include, MemoryStorage, Query, Storage, Store, StoreOptions,
+    verify_store, Error, Include, MemoryStorage, Query, ReadableStore, Reader, Storage,
+    StoreOptions, Writer,
 };
 use strata_formats::{
     DeltaHeader, Filter, MetaValue, Metric, Op, Operation, Quantization, Record, Seq, Target,
@@ -28,7 +29,7 @@ fn opts() -> StoreOptions {
     }
 }
 
-fn ids(store: &Store, c: &str) -> Vec<String> {
+fn ids(store: &impl ReadableStore, c: &str) -> Vec<String> {
     store
         .snapshot(c)
         .unwrap()
@@ -42,7 +43,7 @@ fn ids(store: &Store, c: &str) -> Vec<String> {
 #[test]
 fn second_writer_fails_fast_naming_the_holder_then_proceeds() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Store::open(
+    let first = Writer::open(
         dir.path(),
         StoreOptions {
             holder: "compactor-A".into(),
@@ -50,7 +51,7 @@ fn second_writer_fails_fast_naming_the_holder_then_proceeds() {
         },
     )
     .unwrap();
-    let err = Store::open(dir.path(), opts()).unwrap_err();
+    let err = Writer::open(dir.path(), opts()).unwrap_err();
     match &err {
         Error::WriterBusy { holder, since, .. } => {
             assert_eq!(holder, "compactor-A");
@@ -60,14 +61,14 @@ fn second_writer_fails_fast_naming_the_holder_then_proceeds() {
     }
     assert!(err.to_string().contains("compactor-A"));
     first.close().unwrap();
-    let second = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(second.epoch(), Some(2));
+    let second = Writer::open(dir.path(), opts()).unwrap();
+    assert_eq!(second.epoch(), 2);
 }
 
 #[test]
 fn rollback_and_roll_forward() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
@@ -105,7 +106,7 @@ fn rollback_and_roll_forward() {
 #[test]
 fn retention_gc_and_pins() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
@@ -152,7 +153,7 @@ fn retention_gc_and_pins() {
 #[test]
 fn gc_spares_young_files_and_live_snapshots() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(
+    let store = Writer::open(
         dir.path(),
         StoreOptions {
             retain_versions: 1,
@@ -180,7 +181,7 @@ fn gc_spares_young_files_and_live_snapshots() {
 fn corruption_is_reported_and_never_read_as_data() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = Writer::open(dir.path(), opts()).unwrap();
         store
             .create_collection("c", 2, Metric::L2, Quantization::None)
             .unwrap();
@@ -213,7 +214,7 @@ fn corruption_is_reported_and_never_read_as_data() {
         "{:?}",
         report.problems
     );
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     let err = store.snapshot("c").unwrap_err();
     assert!(
         err.to_string()
@@ -221,14 +222,14 @@ fn corruption_is_reported_and_never_read_as_data() {
         "{err}"
     );
     drop(store);
-    let reader = Store::open_reader(dir.path()).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
     assert!(
         reader.snapshot("c").is_err(),
         "a reader verifies by default"
     );
     // A reader that defers verification maps the segment; only the damaged block is wrong,
     // and metadata reads still work. `verify` keeps finding the damage.
-    let fast = Store::open_reader_with(dir.path(), false).unwrap();
+    let fast = Reader::open_with(dir.path(), false).unwrap();
     let snap = fast.snapshot("c").unwrap();
     assert_eq!(snap.count(None).unwrap(), 50);
     assert_eq!(
@@ -243,7 +244,7 @@ fn corruption_is_reported_and_never_read_as_data() {
 #[test]
 fn reader_sees_committed_versions_and_never_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     store
         .create_collection("c", 2, Metric::Cosine, Quantization::None)
         .unwrap();
@@ -256,7 +257,7 @@ fn reader_sees_committed_versions_and_never_writes() {
         v
     };
     let before = listing(dir.path());
-    let reader = Store::open_reader(dir.path()).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
     let snap = reader.snapshot("c").unwrap();
     let hits = snap
         .query(&Query {
@@ -267,7 +268,8 @@ fn reader_sees_committed_versions_and_never_writes() {
         })
         .unwrap();
     assert_eq!(hits[0].id, "a");
-    assert!(matches!(reader.write("c", vec![]), Err(Error::ReadOnly(_))));
+    // A reader has no method that writes: `reader.write(…)` does not compile (the
+    // `compile_fail` example on `Reader` checks it).
     assert_eq!(listing(dir.path()), before, "the reader changed the store");
     // The reader follows HEAD as the writer commits.
     store
@@ -295,7 +297,7 @@ fn walk(d: &std::path::Path) -> Vec<(String, u64)> {
 #[test]
 fn inbox_is_ingested_once_and_torn_files_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
@@ -339,7 +341,7 @@ fn inbox_is_ingested_once_and_torn_files_are_reported() {
 #[test]
 fn bad_writes_are_rejected_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
@@ -375,7 +377,7 @@ fn bad_writes_are_rejected_and_change_nothing() {
 fn compaction_refuses_to_start_without_twice_the_inputs_free() {
     let disk = MemoryStorage::new();
     {
-        let store = Store::open_on(Arc::new(disk.clone()), opts()).unwrap();
+        let store = Writer::open_on(Arc::new(disk.clone()), opts()).unwrap();
         store
             .create_collection("c", 2, Metric::L2, Quantization::None)
             .unwrap();
@@ -384,7 +386,7 @@ fn compaction_refuses_to_start_without_twice_the_inputs_free() {
             .unwrap();
         store.close().unwrap();
     }
-    let store = Store::open_on(Arc::new(disk.clone()), opts()).unwrap();
+    let store = Writer::open_on(Arc::new(disk.clone()), opts()).unwrap();
     disk.set_capacity(Some(disk.used_bytes() + 10));
     let before = store.snapshot("c").unwrap().version().clone();
     let err = store.compact("c").unwrap_err();
@@ -420,7 +422,7 @@ fn a_custom_merge_policy_decides_and_bad_plans_are_refused() {
         ..opts()
     };
     {
-        let store = Store::open(dir.path(), with(false)).unwrap();
+        let store = Writer::open(dir.path(), with(false)).unwrap();
         store
             .create_collection("c", 2, Metric::L2, Quantization::None)
             .unwrap();
@@ -432,7 +434,7 @@ fn a_custom_merge_policy_decides_and_bad_plans_are_refused() {
         store.write("c", vec![rec("b", [1.0, 0.0], 2)]).unwrap();
         store.close().unwrap();
     }
-    let store = Store::open(dir.path(), with(true)).unwrap();
+    let store = Writer::open(dir.path(), with(true)).unwrap();
     let before = store.snapshot("c").unwrap().version().clone();
     let err = store.maybe_compact("c").unwrap_err();
     assert!(

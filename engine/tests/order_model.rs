@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use strata_engine::{Include, Store, StoreOptions};
+use strata_engine::{Include, ReadableStore, Reader, StoreOptions, Writer};
 use strata_formats::{
     Filter, MetaValue, Metadata, Metric, Op, Operation, Quantization, Record, Seq, Target,
 };
@@ -158,7 +158,7 @@ fn model(delivered: &BTreeSet<u64>, ops: &[(u64, Operation)]) -> State {
     state
 }
 
-fn observed(store: &Store) -> State {
+fn observed(store: &impl ReadableStore) -> State {
     store
         .snapshot("c")
         .unwrap()
@@ -225,7 +225,7 @@ proptest! {
             pending.swap(i, (x % (i as u64 + 1)) as usize);
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path(), options()).unwrap();
+        let mut store = Writer::open(dir.path(), options()).unwrap();
         store.create_collection("c", 2, Metric::L2, Quantization::None).unwrap();
         let mut delivered = BTreeSet::new();
         // Delivered set of every committed version, for rollbacks.
@@ -251,7 +251,7 @@ proptest! {
                 }
                 Step::Reopen => {
                     drop(store);
-                    store = Store::open(dir.path(), options()).unwrap();
+                    store = Writer::open(dir.path(), options()).unwrap();
                 }
             }
             let head = store.snapshot("c").unwrap().version().version;
@@ -259,7 +259,7 @@ proptest! {
             prop_assert_eq!(observed(&store), model(&delivered, &ops), "after {:?}", history.last());
         }
         // A reader from the version files sees the same state as the writer.
-        let reader = Store::open_reader(dir.path()).unwrap();
+        let reader = Reader::open(dir.path()).unwrap();
         prop_assert_eq!(observed(&reader), model(&delivered, &ops));
     }
 }

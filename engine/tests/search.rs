@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use strata_engine::distance::scalar_distance;
-use strata_engine::{Include, Query, Store, StoreOptions};
+use strata_engine::scalar_distance;
+use strata_engine::{Include, Query, ReadableStore, StoreOptions, Writer};
 use strata_formats::{Filter, MetaValue, Metric, Op, Quantization, Record, Target};
 
 fn vector(seed: u64, dims: usize) -> Vec<f32> {
@@ -23,7 +23,7 @@ proptest! {
     ) {
         let dims = 24;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let store = Writer::open(dir.path(), StoreOptions::default()).unwrap();
         store.create_collection("c", dims as u32, metric, Quantization::None).unwrap();
         let mut model: BTreeMap<String, (Vec<f32>, i64)> = BTreeMap::new();
         let mut s = seed;
@@ -101,7 +101,7 @@ fn recall(quant: Quantization, metric: Metric, dims: usize, oversample: Option<u
     let mut data = clustered(n + 40, dims, 24, 42);
     let queries = data.split_off(n);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Writer::open(dir.path(), StoreOptions::default()).unwrap();
     store
         .create_collection("c", dims as u32, metric, quant)
         .unwrap();
@@ -184,7 +184,7 @@ fn batch_queries_equal_single_queries() {
     let dims = 16;
     let data = clustered(500, dims, 5, 7);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Writer::open(dir.path(), StoreOptions::default()).unwrap();
     store
         .create_collection("c", dims as u32, Metric::L2, Quantization::I8)
         .unwrap();

@@ -48,8 +48,8 @@ pub struct CompactReport {
     pub bytes_out: u64,
 }
 
-/// What the executor needs of the store it compacts (the store implements it; the
-/// executor knows nothing else of it).
+/// What the executor needs of the store it compacts (the [`Writer`](crate::Writer)
+/// implements it; the executor knows nothing else of it).
 pub(crate) trait CompactionContext {
     /// Where the store's files live.
     fn storage(&self) -> &dyn Storage;

@@ -50,9 +50,9 @@ impl CompactionProgress {
 /// The statistics of one collection a merge policy plans from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompactionStats {
-    /// Whether the call is [`Store::compact`](crate::Store::compact) (merge everything
+    /// Whether the call is [`Writer::compact`](crate::Writer::compact) (merge everything
     /// below the policy's maximum size) rather than
-    /// [`Store::maybe_compact`](crate::Store::maybe_compact).
+    /// [`Writer::maybe_compact`](crate::Writer::maybe_compact).
     pub full: bool,
     /// Deltas registered and not yet flushed.
     pub deltas: usize,

@@ -20,7 +20,7 @@ pub trait MergePolicy: Debug + Send + Sync {
     fn plan(&self, stats: &CompactionStats) -> CompactionPlan;
 }
 
-/// When [`Store::maybe_compact`](crate::Store::maybe_compact) compacts, and how segments
+/// When [`Writer::maybe_compact`](crate::Writer::maybe_compact) compacts, and how segments
 /// are merged: the default [`MergePolicy`].
 ///
 /// Defaults follow the anchors (reference/anchors.md): Qdrant merges the smallest segments

@@ -1,6 +1,6 @@
 //! The producer side of the inbox protocol, without the engine: a producer that is not the
 //! writer (the stream Lambda) publishes a sealed delta under a fresh name in `inbox/`; the
-//! writer registers each inbox file exactly once (`Store::ingest_inbox`).
+//! writer registers each inbox file exactly once (`Writer::ingest_inbox` in strata-engine).
 
 use crate::error::Result;
 use crate::layout::{self, check_producer_name};
