@@ -102,7 +102,6 @@ pub trait ReadableStore: sealed::Role {
 mod sealed {
     /// What the provided methods of [`ReadableStore`](super::ReadableStore) work on. Public
     /// in a private module: nameable by no other crate, so no other crate implements it.
-    #[allow(unreachable_pub)]
     pub trait Role {
         /// The shared core.
         fn core(&self) -> &super::Core;
@@ -115,7 +114,6 @@ pub(crate) use sealed::Role;
 
 /// Where a role reads collections and versions from: the manifest (the writer) or the
 /// version files and HEAD pointers ([`VersionFiles`], a reader).
-#[allow(unreachable_pub)] // named by the sealed `Role`, see there
 pub trait Catalog {
     /// All collections.
     fn collections(&self) -> Result<Vec<CollectionInfo>>;
@@ -230,7 +228,6 @@ impl Catalog for VersionFiles {
 
 /// What both roles are built on: the storage, the mapped segments (shared by every
 /// snapshot that maps them), the cached head snapshots and the snapshots handed out.
-#[allow(unreachable_pub)] // named by the sealed `Role`, see there
 pub struct Core {
     /// Where the store's files live; every file operation goes through it.
     storage: Arc<dyn Storage>,
