@@ -501,45 +501,9 @@ impl<W: Write + Seek> SegmentWriter<W> {
     /// Write the remaining blocks, the table, the tail and the header; returns the writer
     /// and the file's length. The caller fsyncs.
     pub fn finish(mut self) -> Result<(W, u64), SegmentWriteError> {
-        let vectors_offset = pad_to(HEADER_LEN as u64);
-        let mut table = vec![BlockEntry {
-            kind: BlockKind::Vectors,
-            offset: vectors_offset,
-            len: self.pos - vectors_offset,
-            crc: self.vectors_crc.clone().finalize(),
-        }];
-        let padded = pad_to(self.pos);
-        self.out
-            .write_all(&vec![0u8; (padded - self.pos) as usize])?;
-        self.pos = padded;
-
-        // Check ids are unique while building the index.
-        let mut index: Vec<u32> = (0..self.rows as u32).collect();
-        let id_of = |row: u32| {
-            let r = row as usize;
-            &self.ids[self.id_offsets[r] as usize..self.id_offsets[r + 1] as usize]
-        };
-        index.sort_unstable_by(|a, b| id_of(*a).cmp(id_of(*b)));
-        if let Some(w) = index.windows(2).find(|w| id_of(w[0]) == id_of(w[1])) {
-            return Err(SegmentWriteError::DuplicateId(
-                String::from_utf8_lossy(id_of(w[0])).into_owned(),
-            ));
-        }
-        let index_bytes: Vec<u8> = index.iter().flat_map(|r| r.to_le_bytes()).collect();
-
-        let i8_codes = std::mem::take(&mut self.i8_codes);
-        let i8_scales = std::mem::take(&mut self.i8_scales);
-        let bit_codes = std::mem::take(&mut self.bit_codes);
-        match self.quantization {
-            Quantization::None => {}
-            Quantization::I8 => {
-                self.write_block(&mut table, BlockKind::QuantI8Codes, &i8_codes)?;
-                self.write_block(&mut table, BlockKind::QuantI8Scales, &i8_scales)?;
-            }
-            Quantization::Bit => {
-                self.write_block(&mut table, BlockKind::QuantBitCodes, &bit_codes)?;
-            }
-        }
+        let mut table = vec![self.close_vectors()?];
+        let index_bytes = self.id_index()?;
+        self.write_quantized(&mut table)?;
         let ids = offsets_block(&self.id_offsets, &self.ids);
         self.write_block(&mut table, BlockKind::Ids, &ids)?;
         self.write_block(&mut table, BlockKind::IdIndex, &index_bytes)?;
@@ -551,36 +515,93 @@ impl<W: Write + Seek> SegmentWriter<W> {
         self.write_block(&mut table, BlockKind::Documents, &docs)?;
         let shadow = codec::encode(&self.shadow);
         self.write_block(&mut table, BlockKind::Shadow, &shadow)?;
-        let version = if self.history.is_empty() {
-            SEGMENT_VERSION_NO_HISTORY
-        } else {
-            let mut history = std::mem::take(&mut self.history);
-            history.sort_by(|a, b| a.id.cmp(&b.id));
-            if let Some(w) = history.windows(2).find(|w| w[0].id == w[1].id) {
-                return Err(SegmentWriteError::DuplicateId(w[0].id.clone()));
-            }
-            self.write_block(&mut table, BlockKind::History, &codec::encode(&history))?;
-            SEGMENT_VERSION
-        };
+        let version = self.write_history(&mut table)?;
 
         let table_offset = self.pos;
-        let mut tail = Vec::with_capacity(table.len() * BLOCK_ENTRY_LEN + TAIL_LEN);
-        for entry in &table {
-            tail.extend_from_slice(&entry.kind.code().to_le_bytes());
-            tail.extend_from_slice(&0u32.to_le_bytes());
-            tail.extend_from_slice(&entry.offset.to_le_bytes());
-            tail.extend_from_slice(&entry.len.to_le_bytes());
-            tail.extend_from_slice(&entry.crc.to_le_bytes());
-            tail.extend_from_slice(&0u32.to_le_bytes());
-        }
-        tail.extend_from_slice(&table_offset.to_le_bytes());
-        tail.extend_from_slice(&(table.len() as u32).to_le_bytes());
-        let crc = codec::crc32(&tail);
-        tail.extend_from_slice(&crc.to_le_bytes());
-        tail.extend_from_slice(&SEGMENT_END_MAGIC);
+        let tail = encode_tail(&table, table_offset);
         self.out.write_all(&tail)?;
         let file_len = table_offset + tail.len() as u64;
 
+        let header = self.header_bytes(version);
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header)?;
+        self.out.seek(SeekFrom::Start(file_len))?;
+        self.out.flush()?;
+        Ok((self.out, file_len))
+    }
+
+    /// The Vectors block's table entry (its bytes were streamed by `push`), after padding
+    /// the output to the next block.
+    fn close_vectors(&mut self) -> io::Result<BlockEntry> {
+        let vectors_offset = pad_to(HEADER_LEN as u64);
+        let entry = BlockEntry {
+            kind: BlockKind::Vectors,
+            offset: vectors_offset,
+            len: self.pos - vectors_offset,
+            crc: self.vectors_crc.clone().finalize(),
+        };
+        let padded = pad_to(self.pos);
+        self.out
+            .write_all(&vec![0u8; (padded - self.pos) as usize])?;
+        self.pos = padded;
+        Ok(entry)
+    }
+
+    /// The IdIndex block: row numbers sorted by id bytes; checks ids are unique while
+    /// building it.
+    fn id_index(&self) -> Result<Vec<u8>, SegmentWriteError> {
+        let mut index: Vec<u32> = (0..self.rows as u32).collect();
+        let id_of = |row: u32| {
+            let r = row as usize;
+            &self.ids[self.id_offsets[r] as usize..self.id_offsets[r + 1] as usize]
+        };
+        index.sort_unstable_by(|a, b| id_of(*a).cmp(id_of(*b)));
+        if let Some(w) = index.windows(2).find(|w| id_of(w[0]) == id_of(w[1])) {
+            return Err(SegmentWriteError::DuplicateId(
+                String::from_utf8_lossy(id_of(w[0])).into_owned(),
+            ));
+        }
+        Ok(index.iter().flat_map(|r| r.to_le_bytes()).collect())
+    }
+
+    /// Write the quantized blocks the segment's quantization calls for.
+    fn write_quantized(&mut self, table: &mut Vec<BlockEntry>) -> io::Result<()> {
+        let i8_codes = std::mem::take(&mut self.i8_codes);
+        let i8_scales = std::mem::take(&mut self.i8_scales);
+        let bit_codes = std::mem::take(&mut self.bit_codes);
+        match self.quantization {
+            Quantization::None => {}
+            Quantization::I8 => {
+                self.write_block(table, BlockKind::QuantI8Codes, &i8_codes)?;
+                self.write_block(table, BlockKind::QuantI8Scales, &i8_scales)?;
+            }
+            Quantization::Bit => {
+                self.write_block(table, BlockKind::QuantBitCodes, &bit_codes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the History block, sorted by id, when there are histories; returns the
+    /// version the header says (1.0 without histories).
+    fn write_history(
+        &mut self,
+        table: &mut Vec<BlockEntry>,
+    ) -> Result<FormatVersion, SegmentWriteError> {
+        if self.history.is_empty() {
+            return Ok(SEGMENT_VERSION_NO_HISTORY);
+        }
+        let mut history = std::mem::take(&mut self.history);
+        history.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(w) = history.windows(2).find(|w| w[0].id == w[1].id) {
+            return Err(SegmentWriteError::DuplicateId(w[0].id.clone()));
+        }
+        self.write_block(table, BlockKind::History, &codec::encode(&history))?;
+        Ok(SEGMENT_VERSION)
+    }
+
+    /// The header's bytes, crc included.
+    fn header_bytes(&self, version: FormatVersion) -> Vec<u8> {
         let (min_seq, max_seq) =
             if self.rows == 0 && self.shadow.is_empty() && version == SEGMENT_VERSION_NO_HISTORY {
                 (Seq::ZERO, Seq::ZERO)
@@ -599,12 +620,27 @@ impl<W: Write + Seek> SegmentWriter<W> {
         header.resize(HEADER_LEN - 4, 0);
         let crc = codec::crc32(&header);
         header.extend_from_slice(&crc.to_le_bytes());
-        self.out.seek(SeekFrom::Start(0))?;
-        self.out.write_all(&header)?;
-        self.out.seek(SeekFrom::Start(file_len))?;
-        self.out.flush()?;
-        Ok((self.out, file_len))
+        header
     }
+}
+
+/// The block table and the tail that ends the file, for a table written at `table_offset`.
+fn encode_tail(table: &[BlockEntry], table_offset: u64) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(table.len() * BLOCK_ENTRY_LEN + TAIL_LEN);
+    for entry in table {
+        tail.extend_from_slice(&entry.kind.code().to_le_bytes());
+        tail.extend_from_slice(&0u32.to_le_bytes());
+        tail.extend_from_slice(&entry.offset.to_le_bytes());
+        tail.extend_from_slice(&entry.len.to_le_bytes());
+        tail.extend_from_slice(&entry.crc.to_le_bytes());
+        tail.extend_from_slice(&0u32.to_le_bytes());
+    }
+    tail.extend_from_slice(&table_offset.to_le_bytes());
+    tail.extend_from_slice(&(table.len() as u32).to_le_bytes());
+    let crc = codec::crc32(&tail);
+    tail.extend_from_slice(&crc.to_le_bytes());
+    tail.extend_from_slice(&SEGMENT_END_MAGIC);
+    tail
 }
 
 /// Where everything is in a segment: parsed from the header and the block table only.
@@ -618,6 +654,118 @@ pub struct SegmentLayout {
     pub file_len: u64,
 }
 
+/// Read and check the tail: the end magic, the block count, that the table ends where the
+/// tail starts, and the table's crc. Returns the table's offset and its number of entries.
+fn parse_tail(bytes: &[u8]) -> Result<(u64, u32)> {
+    if bytes.len() < HEADER_LEN + TAIL_LEN {
+        return Err(FormatError::Truncated {
+            kind: KIND,
+            what: "tail".into(),
+            offset: HEADER_LEN as u64,
+            need: TAIL_LEN as u64,
+            have: bytes.len().saturating_sub(HEADER_LEN) as u64,
+        });
+    }
+    let tail_at = bytes.len() - TAIL_LEN;
+    let mut cur = Cursor::new(bytes, tail_at, KIND);
+    let table_offset = cur.u64("table offset")?;
+    let count = cur.u32("block count")?;
+    let stored = cur.u32("table crc")?;
+    let end_magic = cur.array::<8>("end magic")?;
+    if end_magic != SEGMENT_END_MAGIC {
+        return Err(FormatError::malformed(
+            KIND,
+            "tail",
+            tail_at as u64 + 16,
+            "end magic missing: the file is truncated or its tail is corrupt",
+        ));
+    }
+    if count > MAX_BLOCKS {
+        return Err(FormatError::malformed(
+            KIND,
+            "tail",
+            tail_at as u64 + 8,
+            format!("block count {count} exceeds {MAX_BLOCKS}"),
+        ));
+    }
+    let table_len = count as u64 * BLOCK_ENTRY_LEN as u64;
+    if table_offset.checked_add(table_len) != Some(tail_at as u64)
+        || table_offset < HEADER_LEN as u64
+    {
+        return Err(FormatError::malformed(
+            KIND,
+            "tail",
+            tail_at as u64,
+            format!(
+                "table at {table_offset} with {count} entries does not end where the tail starts ({tail_at})"
+            ),
+        ));
+    }
+    check_crc(
+        bytes,
+        table_offset as usize..tail_at + 12,
+        stored,
+        KIND,
+        "block table",
+    )?;
+    Ok((table_offset, count))
+}
+
+/// Read the `count` entries of the block table at `table_offset` (its crc already checked):
+/// each aligned, in file order without overlap, listed once, and together covering the
+/// space from the first block to the table.
+fn parse_block_table(bytes: &[u8], table_offset: u64, count: u32) -> Result<Vec<BlockEntry>> {
+    let mut cur = Cursor::new(bytes, table_offset as usize, KIND);
+    let mut blocks: Vec<BlockEntry> = Vec::with_capacity(count as usize);
+    let mut prev_end = pad_to(HEADER_LEN as u64);
+    for i in 0..count {
+        let at = cur.pos as u64;
+        let kind = BlockKind::from_code(cur.u32("block kind")?);
+        let reserved = cur.u32("reserved")?;
+        let offset = cur.u64("block offset")?;
+        let len = cur.u64("block length")?;
+        let crc = cur.u32("block crc")?;
+        let reserved2 = cur.u32("reserved")?;
+        let bad = |detail: String| {
+            FormatError::malformed(KIND, format!("block table entry {i}"), at, detail)
+        };
+        if reserved != 0 || reserved2 != 0 {
+            return Err(bad("reserved fields are not zero".into()));
+        }
+        if offset % BLOCK_ALIGN as u64 != 0 {
+            return Err(bad(format!("offset {offset} is not 64-byte aligned")));
+        }
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= table_offset)
+            .ok_or_else(|| bad(format!("block {offset}+{len} runs past the table")))?;
+        if offset < prev_end {
+            return Err(bad(format!(
+                "block at {offset} overlaps the previous one (ends {prev_end})"
+            )));
+        }
+        if blocks.iter().any(|b| b.kind == kind) {
+            return Err(bad(format!("{} block listed twice", kind.name())));
+        }
+        prev_end = pad_to(end);
+        blocks.push(BlockEntry {
+            kind,
+            offset,
+            len,
+            crc,
+        });
+    }
+    if prev_end != table_offset {
+        return Err(FormatError::malformed(
+            KIND,
+            "block table",
+            table_offset,
+            format!("blocks end at {prev_end} but the table starts at {table_offset}"),
+        ));
+    }
+    Ok(blocks)
+}
+
 fn row_count_mismatch(what: BlockKind, offset: u64, detail: String) -> FormatError {
     FormatError::malformed(KIND, format!("{} block", what.name()), offset, detail)
 }
@@ -627,106 +775,8 @@ impl SegmentLayout {
     pub fn parse(bytes: &[u8]) -> Result<SegmentLayout> {
         let header = parse_header(bytes)?;
         let file_len = bytes.len() as u64;
-        if bytes.len() < HEADER_LEN + TAIL_LEN {
-            return Err(FormatError::Truncated {
-                kind: KIND,
-                what: "tail".into(),
-                offset: HEADER_LEN as u64,
-                need: TAIL_LEN as u64,
-                have: bytes.len().saturating_sub(HEADER_LEN) as u64,
-            });
-        }
-        let tail_at = bytes.len() - TAIL_LEN;
-        let mut cur = Cursor::new(bytes, tail_at, KIND);
-        let table_offset = cur.u64("table offset")?;
-        let count = cur.u32("block count")?;
-        let stored = cur.u32("table crc")?;
-        let end_magic = cur.array::<8>("end magic")?;
-        if end_magic != SEGMENT_END_MAGIC {
-            return Err(FormatError::malformed(
-                KIND,
-                "tail",
-                tail_at as u64 + 16,
-                "end magic missing: the file is truncated or its tail is corrupt",
-            ));
-        }
-        if count > MAX_BLOCKS {
-            return Err(FormatError::malformed(
-                KIND,
-                "tail",
-                tail_at as u64 + 8,
-                format!("block count {count} exceeds {MAX_BLOCKS}"),
-            ));
-        }
-        let table_len = count as u64 * BLOCK_ENTRY_LEN as u64;
-        if table_offset.checked_add(table_len) != Some(tail_at as u64)
-            || table_offset < HEADER_LEN as u64
-        {
-            return Err(FormatError::malformed(
-                KIND,
-                "tail",
-                tail_at as u64,
-                format!(
-                    "table at {table_offset} with {count} entries does not end where the tail starts ({tail_at})"
-                ),
-            ));
-        }
-        let table_start = table_offset as usize;
-        check_crc(
-            bytes,
-            table_start..tail_at + 12,
-            stored,
-            KIND,
-            "block table",
-        )?;
-        let mut cur = Cursor::new(bytes, table_start, KIND);
-        let mut blocks: Vec<BlockEntry> = Vec::with_capacity(count as usize);
-        let mut prev_end = pad_to(HEADER_LEN as u64);
-        for i in 0..count {
-            let at = cur.pos as u64;
-            let kind = BlockKind::from_code(cur.u32("block kind")?);
-            let reserved = cur.u32("reserved")?;
-            let offset = cur.u64("block offset")?;
-            let len = cur.u64("block length")?;
-            let crc = cur.u32("block crc")?;
-            let reserved2 = cur.u32("reserved")?;
-            let bad = |detail: String| {
-                FormatError::malformed(KIND, format!("block table entry {i}"), at, detail)
-            };
-            if reserved != 0 || reserved2 != 0 {
-                return Err(bad("reserved fields are not zero".into()));
-            }
-            if offset % BLOCK_ALIGN as u64 != 0 {
-                return Err(bad(format!("offset {offset} is not 64-byte aligned")));
-            }
-            let end = offset
-                .checked_add(len)
-                .filter(|e| *e <= table_offset)
-                .ok_or_else(|| bad(format!("block {offset}+{len} runs past the table")))?;
-            if offset < prev_end {
-                return Err(bad(format!(
-                    "block at {offset} overlaps the previous one (ends {prev_end})"
-                )));
-            }
-            if blocks.iter().any(|b| b.kind == kind) {
-                return Err(bad(format!("{} block listed twice", kind.name())));
-            }
-            prev_end = pad_to(end);
-            blocks.push(BlockEntry {
-                kind,
-                offset,
-                len,
-                crc,
-            });
-        }
-        if prev_end != table_offset {
-            return Err(FormatError::malformed(
-                KIND,
-                "block table",
-                table_offset,
-                format!("blocks end at {prev_end} but the table starts at {table_offset}"),
-            ));
-        }
+        let (table_offset, count) = parse_tail(bytes)?;
+        let blocks = parse_block_table(bytes, table_offset, count)?;
         let layout = SegmentLayout {
             header,
             blocks,

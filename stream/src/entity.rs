@@ -477,56 +477,26 @@ impl Entity {
             .filter(|s| !s.is_empty())
             .ok_or_else(|| f.err("PK", format!("{pk:?} is not IMAGE#{{image_id}}")))?
             .to_string();
-        let parts: Vec<&str> = sk.split('#').collect();
-        let sk_id = |i: usize, name: &str| -> Result<u32, EntityError> {
-            parts.get(i).and_then(|t| parse_id(t)).ok_or_else(|| {
-                f.err(
-                    "SK",
-                    format!("{name} (segment {i} of {sk:?}) is not a positive integer"),
-                )
-            })
+        let key = SortKey {
+            text: sk,
+            parts: sk.split('#').collect(),
         };
         if entity_type == EntityType::CompactionRun {
-            return compaction_run(&f, image_id, sk, &parts).map(Entity::CompactionRun);
+            return compaction_run(&f, image_id, sk, &key.parts).map(Entity::CompactionRun);
         }
         let receipt = ReceiptKey {
             image_id,
-            receipt_id: sk_id(1, "receipt_id")?,
+            receipt_id: key.id(&f, 1, "receipt_id")?,
         };
         Ok(match entity_type {
             EntityType::Receipt => Entity::Receipt(receipt),
             EntityType::ReceiptLine => Entity::ReceiptLine {
                 receipt,
-                line_id: sk_id(3, "line_id")?,
+                line_id: key.id(&f, 3, "line_id")?,
             },
-            EntityType::ReceiptWord => Entity::ReceiptWord(WordKey {
-                image_id: receipt.image_id,
-                receipt_id: receipt.receipt_id,
-                line_id: sk_id(3, "line_id")?,
-                word_id: sk_id(5, "word_id")?,
-            }),
+            EntityType::ReceiptWord => Entity::ReceiptWord(key.word(&f, receipt)?),
             EntityType::ReceiptWordLabel => {
-                let label = parts
-                    .get(7)
-                    .map(|l| l.trim().to_uppercase())
-                    .filter(|l| !l.is_empty())
-                    .ok_or_else(|| f.err("SK", format!("no label after #LABEL# in {sk:?}")))?;
-                Entity::ReceiptWordLabel(ReceiptWordLabel {
-                    word: WordKey {
-                        image_id: receipt.image_id,
-                        receipt_id: receipt.receipt_id,
-                        line_id: sk_id(3, "line_id")?,
-                        word_id: sk_id(5, "word_id")?,
-                    },
-                    label,
-                    reasoning: f.opt_str("reasoning")?,
-                    timestamp_added: f.opt_str("timestamp_added")?,
-                    validation_status: status(f.opt_str("validation_status")?)
-                        .unwrap_or_else(|| "NONE".to_string()),
-                    label_proposed_by: f.opt_str("label_proposed_by")?,
-                    label_consolidated_from: f.opt_str("label_consolidated_from")?,
-                    confidence: f.opt_num("confidence")?,
-                })
+                Entity::ReceiptWordLabel(word_label(&f, &key, receipt)?)
             }
             EntityType::ReceiptPlace => Entity::ReceiptPlace(ReceiptPlace {
                 receipt,
@@ -536,38 +506,8 @@ impl Entity {
                 phone_number: f.opt_str("phone_number")?,
                 place_id: f.opt_str("place_id")?,
             }),
-            EntityType::ReceiptSection => {
-                let section_type = parts
-                    .get(3)
-                    .filter(|s| !s.is_empty() && parts.get(2) == Some(&"SECTION"))
-                    .map(|s| s.to_string())
-                    .ok_or_else(|| {
-                        f.err("SK", format!("no section type after #SECTION# in {sk:?}"))
-                    })?;
-                Entity::ReceiptSection(ReceiptSection {
-                    receipt,
-                    section_type,
-                    line_ids: f.id_list("line_ids")?,
-                    confidence: f.opt_num("confidence")?,
-                    validation_status: status(f.opt_str("validation_status")?),
-                    model_source: f.opt_str("model_source")?,
-                    created_at: f.opt_str("created_at")?,
-                })
-            }
-            EntityType::ReceiptSummary => Entity::ReceiptSummary(ReceiptSummary {
-                receipt,
-                timestamp_computed: match f.get("timestamp_computed") {
-                    None => None,
-                    Some(AttributeValue::S(s)) => Some(s.clone()),
-                    Some(AttributeValue::N(n)) => Some(n.clone()),
-                    Some(v) => {
-                        return Err(f.err(
-                            "timestamp_computed",
-                            format!("expected S or N, found {}", type_name(v)),
-                        ))
-                    }
-                },
-            }),
+            EntityType::ReceiptSection => Entity::ReceiptSection(section(&f, &key, receipt)?),
+            EntityType::ReceiptSummary => Entity::ReceiptSummary(summary(&f, receipt)?),
             EntityType::CompactionRun => unreachable!("handled above"),
         })
     }
@@ -707,6 +647,104 @@ fn compaction_run(
         words_state: f.str_or_none("words_state"),
         lines_finished_at: f.str_or_none("lines_finished_at"),
         words_finished_at: f.str_or_none("words_finished_at"),
+    })
+}
+
+/// An item's sort key and its `#`-separated segments.
+struct SortKey<'a> {
+    text: &'a str,
+    parts: Vec<&'a str>,
+}
+
+impl SortKey<'_> {
+    /// The positive integer id in segment `i`, called `name` in the error.
+    fn id(&self, f: &Fields<'_>, i: usize, name: &str) -> Result<u32, EntityError> {
+        let sk = self.text;
+        self.parts.get(i).and_then(|t| parse_id(t)).ok_or_else(|| {
+            f.err(
+                "SK",
+                format!("{name} (segment {i} of {sk:?}) is not a positive integer"),
+            )
+        })
+    }
+
+    /// The word a word-level sort key names: line id in segment 3, word id in segment 5.
+    fn word(&self, f: &Fields<'_>, receipt: ReceiptKey) -> Result<WordKey, EntityError> {
+        Ok(WordKey {
+            image_id: receipt.image_id,
+            receipt_id: receipt.receipt_id,
+            line_id: self.id(f, 3, "line_id")?,
+            word_id: self.id(f, 5, "word_id")?,
+        })
+    }
+}
+
+/// A RECEIPT_WORD_LABEL: the label from the sort key's segment 7, the rest from the item.
+fn word_label(
+    f: &Fields<'_>,
+    key: &SortKey<'_>,
+    receipt: ReceiptKey,
+) -> Result<ReceiptWordLabel, EntityError> {
+    let sk = key.text;
+    let label = key
+        .parts
+        .get(7)
+        .map(|l| l.trim().to_uppercase())
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| f.err("SK", format!("no label after #LABEL# in {sk:?}")))?;
+    Ok(ReceiptWordLabel {
+        word: key.word(f, receipt)?,
+        label,
+        reasoning: f.opt_str("reasoning")?,
+        timestamp_added: f.opt_str("timestamp_added")?,
+        validation_status: status(f.opt_str("validation_status")?)
+            .unwrap_or_else(|| "NONE".to_string()),
+        label_proposed_by: f.opt_str("label_proposed_by")?,
+        label_consolidated_from: f.opt_str("label_consolidated_from")?,
+        confidence: f.opt_num("confidence")?,
+    })
+}
+
+/// A RECEIPT_SECTION: the section type from the sort key's segment 3 (after `SECTION`),
+/// the rest from the item.
+fn section(
+    f: &Fields<'_>,
+    key: &SortKey<'_>,
+    receipt: ReceiptKey,
+) -> Result<ReceiptSection, EntityError> {
+    let (sk, parts) = (key.text, &key.parts);
+    let section_type = parts
+        .get(3)
+        .filter(|s| !s.is_empty() && parts.get(2) == Some(&"SECTION"))
+        .map(|s| s.to_string())
+        .ok_or_else(|| f.err("SK", format!("no section type after #SECTION# in {sk:?}")))?;
+    Ok(ReceiptSection {
+        receipt,
+        section_type,
+        line_ids: f.id_list("line_ids")?,
+        confidence: f.opt_num("confidence")?,
+        validation_status: status(f.opt_str("validation_status")?),
+        model_source: f.opt_str("model_source")?,
+        created_at: f.opt_str("created_at")?,
+    })
+}
+
+/// A RECEIPT_SUMMARY: `timestamp_computed` may be an S or an N.
+fn summary(f: &Fields<'_>, receipt: ReceiptKey) -> Result<ReceiptSummary, EntityError> {
+    let timestamp_computed = match f.get("timestamp_computed") {
+        None => None,
+        Some(AttributeValue::S(s)) => Some(s.clone()),
+        Some(AttributeValue::N(n)) => Some(n.clone()),
+        Some(v) => {
+            return Err(f.err(
+                "timestamp_computed",
+                format!("expected S or N, found {}", type_name(v)),
+            ))
+        }
+    };
+    Ok(ReceiptSummary {
+        receipt,
+        timestamp_computed,
     })
 }
 

@@ -564,20 +564,78 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
         return Ok(Translation::Ignore(Ignored::NotReceiptEntity));
     };
     let event = record.event_name;
-    let stored = match entity_type {
+    if !is_stored(entity_type, event) {
+        return Ok(Translation::Ignore(Ignored::NotStored(entity_type, event)));
+    }
+    let seq = record.seq.ok_or_else(|| OpsError::NoSequenceNumber {
+        record: record.describe(),
+    })?;
+    let Images { identity, new, old } = parse_images(record, entity_type, pk, sk)?;
+    let cx = Ctx { seq, entity_type };
+    Ok(match (identity, new) {
+        (Entity::CompactionRun(_), Some(Entity::CompactionRun(run))) => cx.apply(
+            Vec::new(),
+            vec![FollowUp::MergeRun(merge_run(record, seq, &run)?)],
+        ),
+        (Entity::ReceiptPlace(key), new) => place_ops(record, &cx, &key, new, old),
+        (Entity::ReceiptWordLabel(key), new) => label_ops(&cx, &key, new, old),
+        (Entity::ReceiptSection(key), new) => section_ops(&cx, &key, new, old),
+        (Entity::Receipt(r), None) => {
+            let filter = ids::receipt_filter(&r.image_id, r.receipt_id);
+            let ops = Collection::ALL
+                .into_iter()
+                .map(|c| cx.op(c, Op::Delete(Target::Where(filter.clone()))))
+                .collect();
+            cx.apply(ops, Vec::new())
+        }
+        (Entity::ReceiptLine { receipt, line_id }, None) => {
+            let id = ids::line_id(&receipt.image_id, receipt.receipt_id, line_id);
+            cx.apply(
+                vec![cx.op(Collection::Lines, Op::Delete(Target::Id(id)))],
+                Vec::new(),
+            )
+        }
+        (Entity::ReceiptWord(w), None) => {
+            let id = ids::word_id(&w.image_id, w.receipt_id, w.line_id, w.word_id);
+            cx.apply(
+                vec![cx.op(Collection::Words, Op::Delete(Target::Id(id)))],
+                Vec::new(),
+            )
+        }
+        _ => Translation::Ignore(Ignored::NotStored(entity_type, event)),
+    })
+}
+
+/// Whether an event of this entity type changes a collection (the module's table).
+fn is_stored(entity_type: EntityType, event: EventName) -> bool {
+    match entity_type {
         EntityType::ReceiptSummary => false,
         EntityType::CompactionRun => event == EventName::Insert,
         EntityType::Receipt | EntityType::ReceiptLine | EntityType::ReceiptWord => {
             event == EventName::Remove
         }
         _ => true,
-    };
-    if !stored {
-        return Ok(Translation::Ignore(Ignored::NotStored(entity_type, event)));
     }
-    let seq = record.seq.ok_or_else(|| OpsError::NoSequenceNumber {
-        record: record.describe(),
-    })?;
+}
+
+/// A record's entity as its keys, new image and old image give it.
+struct Images {
+    /// From the keys alone.
+    identity: Entity,
+    /// From the new image (`None` for a REMOVE).
+    new: Option<Entity>,
+    /// From the old image of a MODIFY, when it parses.
+    old: Option<Entity>,
+}
+
+/// Parse the record's keys and images as an entity of `entity_type`.
+fn parse_images(
+    record: &StreamRecord,
+    entity_type: EntityType,
+    pk: &str,
+    sk: &str,
+) -> Result<Images, OpsError> {
+    let event = record.event_name;
     let parse = |image: &'static str, item| {
         Entity::parse(entity_type, pk, sk, item).map_err(|error| OpsError::Entity {
             record: record.describe(),
@@ -604,130 +662,127 @@ pub fn translate(record: &StreamRecord) -> Result<Translation, OpsError> {
         (EventName::Modify, Some(img)) => Entity::parse(entity_type, pk, sk, img).ok(),
         _ => None,
     };
-    let cx = Ctx { seq, entity_type };
-    Ok(match (identity, new) {
-        (Entity::CompactionRun(_), Some(Entity::CompactionRun(run))) => cx.apply(
-            Vec::new(),
-            vec![FollowUp::MergeRun(merge_run(record, seq, &run)?)],
-        ),
-        (Entity::ReceiptPlace(key), new) => {
-            let new_place = match &new {
-                Some(Entity::ReceiptPlace(p)) => Some(p),
-                _ => None,
-            };
-            if event == EventName::Modify {
-                if let Some(old) = &old {
-                    if detect_changes(entity_type, Some(old), new.as_ref()).is_empty() {
-                        return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
-                    }
-                }
+    Ok(Images { identity, new, old })
+}
+
+/// A RECEIPT_PLACE change: the place keys patched on the receipt's `lines` and `words`,
+/// its `places` row written or deleted, and a recomputation asked for.
+fn place_ops(
+    record: &StreamRecord,
+    cx: &Ctx,
+    key: &ReceiptPlace,
+    new: Option<Entity>,
+    old: Option<Entity>,
+) -> Translation {
+    let entity_type = cx.entity_type;
+    let new_place = match &new {
+        Some(Entity::ReceiptPlace(p)) => Some(p),
+        _ => None,
+    };
+    if record.event_name == EventName::Modify {
+        if let Some(old) = &old {
+            if detect_changes(entity_type, Some(old), new.as_ref()).is_empty() {
+                return Translation::Ignore(Ignored::Unchanged(entity_type));
             }
-            let (mut set, mut unset) = place_patch(new_place);
-            let time = iso_time(record);
-            match new_place {
-                Some(_) => {
-                    if let Some(t) = time {
-                        set.insert("last_place_update".into(), MetaValue::Str(t));
-                    }
-                    unset.push("place_removed_at".into());
-                }
-                None => {
-                    unset.push("canonical_merchant_name".into());
-                    unset.push("last_place_update".into());
-                    if let Some(t) = time {
-                        set.insert("place_removed_at".into(), MetaValue::Str(t));
-                    }
-                }
+        }
+    }
+    let (mut set, mut unset) = place_patch(new_place);
+    let time = iso_time(record);
+    match new_place {
+        Some(_) => {
+            if let Some(t) = time {
+                set.insert("last_place_update".into(), MetaValue::Str(t));
             }
-            let filter = ids::receipt_filter(&key.receipt.image_id, key.receipt.receipt_id);
-            let mut ops: Vec<CollectionOp> = [Collection::Lines, Collection::Words]
-                .into_iter()
-                .map(|c| {
-                    cx.op(
-                        c,
-                        Op::Patch(strata_formats::Patch {
-                            target: Target::Where(filter.clone()),
-                            set: set.clone(),
-                            unset: unset.clone(),
-                        }),
-                    )
-                })
-                .collect();
-            let row_id = ids::place_row_id(&key.receipt.image_id, key.receipt.receipt_id);
-            let row = match new_place {
-                Some(p) => Op::Upsert(Record {
-                    id: row_id,
-                    embedding: None,
-                    document: None,
-                    metadata: place_row_metadata(p),
+            unset.push("place_removed_at".into());
+        }
+        None => {
+            unset.push("canonical_merchant_name".into());
+            unset.push("last_place_update".into());
+            if let Some(t) = time {
+                set.insert("place_removed_at".into(), MetaValue::Str(t));
+            }
+        }
+    }
+    let filter = ids::receipt_filter(&key.receipt.image_id, key.receipt.receipt_id);
+    let mut ops: Vec<CollectionOp> = [Collection::Lines, Collection::Words]
+        .into_iter()
+        .map(|c| {
+            cx.op(
+                c,
+                Op::Patch(strata_formats::Patch {
+                    target: Target::Where(filter.clone()),
+                    set: set.clone(),
+                    unset: unset.clone(),
                 }),
-                None => Op::Delete(Target::Id(row_id)),
-            };
-            ops.push(cx.op(Collection::Places, row));
-            cx.apply(ops, vec![FollowUp::RecomputePlace(key.receipt.clone())])
-        }
-        (Entity::ReceiptWordLabel(key), new) => {
-            let w = &key.word;
-            let id = ids::label_row_id(&w.image_id, w.receipt_id, w.line_id, w.word_id, &key.label);
-            let new_meta = match new {
-                Some(Entity::ReceiptWordLabel(l)) => Some(label_row_metadata(&l)),
-                _ => None,
-            };
-            let old_meta = match &old {
-                Some(Entity::ReceiptWordLabel(o)) => Some(label_row_metadata(o)),
-                _ => None,
-            };
-            let Some(op) = side_row_op(id, new_meta, old_meta) else {
-                return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
-            };
-            cx.apply(
-                vec![cx.op(Collection::Labels, op)],
-                vec![FollowUp::RecomputeWordLabels(key.word.clone())],
             )
-        }
-        (Entity::ReceiptSection(key), new) => {
-            let r = &key.receipt;
-            let id = ids::section_row_id(&r.image_id, r.receipt_id, &key.section_type);
-            let new_meta = match new {
-                Some(Entity::ReceiptSection(s)) => Some(section_row_metadata(&s)),
-                _ => None,
-            };
-            let old_meta = match &old {
-                Some(Entity::ReceiptSection(o)) => Some(section_row_metadata(o)),
-                _ => None,
-            };
-            let Some(op) = side_row_op(id, new_meta, old_meta) else {
-                return Ok(Translation::Ignore(Ignored::Unchanged(entity_type)));
-            };
-            cx.apply(
-                vec![cx.op(Collection::Sections, op)],
-                vec![FollowUp::RecomputeSections(r.clone())],
-            )
-        }
-        (Entity::Receipt(r), None) => {
-            let filter = ids::receipt_filter(&r.image_id, r.receipt_id);
-            let ops = Collection::ALL
-                .into_iter()
-                .map(|c| cx.op(c, Op::Delete(Target::Where(filter.clone()))))
-                .collect();
-            cx.apply(ops, Vec::new())
-        }
-        (Entity::ReceiptLine { receipt, line_id }, None) => {
-            let id = ids::line_id(&receipt.image_id, receipt.receipt_id, line_id);
-            cx.apply(
-                vec![cx.op(Collection::Lines, Op::Delete(Target::Id(id)))],
-                Vec::new(),
-            )
-        }
-        (Entity::ReceiptWord(w), None) => {
-            let id = ids::word_id(&w.image_id, w.receipt_id, w.line_id, w.word_id);
-            cx.apply(
-                vec![cx.op(Collection::Words, Op::Delete(Target::Id(id)))],
-                Vec::new(),
-            )
-        }
-        _ => Translation::Ignore(Ignored::NotStored(entity_type, event)),
-    })
+        })
+        .collect();
+    let row_id = ids::place_row_id(&key.receipt.image_id, key.receipt.receipt_id);
+    let row = match new_place {
+        Some(p) => Op::Upsert(Record {
+            id: row_id,
+            embedding: None,
+            document: None,
+            metadata: place_row_metadata(p),
+        }),
+        None => Op::Delete(Target::Id(row_id)),
+    };
+    ops.push(cx.op(Collection::Places, row));
+    cx.apply(ops, vec![FollowUp::RecomputePlace(key.receipt.clone())])
+}
+
+/// A RECEIPT_WORD_LABEL change: its `labels` row written or deleted (nothing when the row
+/// would not change), and a recomputation of the word's labels asked for.
+fn label_ops(
+    cx: &Ctx,
+    key: &ReceiptWordLabel,
+    new: Option<Entity>,
+    old: Option<Entity>,
+) -> Translation {
+    let w = &key.word;
+    let id = ids::label_row_id(&w.image_id, w.receipt_id, w.line_id, w.word_id, &key.label);
+    let new_meta = match new {
+        Some(Entity::ReceiptWordLabel(l)) => Some(label_row_metadata(&l)),
+        _ => None,
+    };
+    let old_meta = match &old {
+        Some(Entity::ReceiptWordLabel(o)) => Some(label_row_metadata(o)),
+        _ => None,
+    };
+    let Some(op) = side_row_op(id, new_meta, old_meta) else {
+        return Translation::Ignore(Ignored::Unchanged(cx.entity_type));
+    };
+    cx.apply(
+        vec![cx.op(Collection::Labels, op)],
+        vec![FollowUp::RecomputeWordLabels(key.word.clone())],
+    )
+}
+
+/// A RECEIPT_SECTION change: its `sections` row written or deleted (nothing when the row
+/// would not change), and a recomputation of the receipt's sections asked for.
+fn section_ops(
+    cx: &Ctx,
+    key: &ReceiptSection,
+    new: Option<Entity>,
+    old: Option<Entity>,
+) -> Translation {
+    let r = &key.receipt;
+    let id = ids::section_row_id(&r.image_id, r.receipt_id, &key.section_type);
+    let new_meta = match new {
+        Some(Entity::ReceiptSection(s)) => Some(section_row_metadata(&s)),
+        _ => None,
+    };
+    let old_meta = match &old {
+        Some(Entity::ReceiptSection(o)) => Some(section_row_metadata(o)),
+        _ => None,
+    };
+    let Some(op) = side_row_op(id, new_meta, old_meta) else {
+        return Translation::Ignore(Ignored::Unchanged(cx.entity_type));
+    };
+    cx.apply(
+        vec![cx.op(Collection::Sections, op)],
+        vec![FollowUp::RecomputeSections(r.clone())],
+    )
 }
 
 fn merge_run(record: &StreamRecord, seq: Seq, run: &CompactionRun) -> Result<MergeRun, OpsError> {

@@ -465,88 +465,104 @@ impl PyParser<'_> {
             return self.err("unexpected end");
         };
         match c {
-            b'\'' | b'"' => {
-                self.i += 1;
-                let start = self.i;
-                while self.i < self.s.len() && self.s[self.i] != c {
-                    if self.s[self.i] == b'\\' {
-                        return self.err("escapes in strings are not supported");
-                    }
-                    self.i += 1;
-                }
-                if self.i >= self.s.len() {
-                    return self.err("unterminated string");
-                }
-                let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-                self.i += 1;
-                Ok(Py::Str(text))
+            b'\'' | b'"' => self.string(c),
+            b'(' => self.tuple(depth),
+            b'{' => self.dict(depth),
+            b'0'..=b'9' => self.int(),
+            _ => self.word(),
+        }
+    }
+
+    /// A string literal whose opening `quote` is at the cursor.
+    fn string(&mut self, quote: u8) -> Result<Py, String> {
+        self.i += 1;
+        let start = self.i;
+        while self.i < self.s.len() && self.s[self.i] != quote {
+            if self.s[self.i] == b'\\' {
+                return self.err("escapes in strings are not supported");
             }
-            b'(' => {
-                self.i += 1;
-                let mut items = Vec::new();
-                loop {
-                    if self.eat(b')') {
-                        return Ok(Py::Tuple(items));
-                    }
-                    items.push(self.value(depth + 1)?);
-                    if !self.eat(b',') {
-                        if self.eat(b')') {
-                            return Ok(Py::Tuple(items));
-                        }
-                        return self.err("expected ',' or ')' in a tuple");
-                    }
-                }
+            self.i += 1;
+        }
+        if self.i >= self.s.len() {
+            return self.err("unterminated string");
+        }
+        let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+        self.i += 1;
+        Ok(Py::Str(text))
+    }
+
+    /// A tuple whose `(` is at the cursor; its items are at `depth + 1`.
+    fn tuple(&mut self, depth: usize) -> Result<Py, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        loop {
+            if self.eat(b')') {
+                return Ok(Py::Tuple(items));
             }
-            b'{' => {
-                self.i += 1;
-                let mut items = Vec::new();
-                loop {
-                    if self.eat(b'}') {
-                        return Ok(Py::Dict(items));
-                    }
-                    let Py::Str(key) = self.value(depth + 1)? else {
-                        return self.err("dictionary keys must be strings");
-                    };
-                    if !self.eat(b':') {
-                        return self.err("expected ':' after a key");
-                    }
-                    items.push((key, self.value(depth + 1)?));
-                    if !self.eat(b',') {
-                        if self.eat(b'}') {
-                            return Ok(Py::Dict(items));
-                        }
-                        return self.err("expected ',' or '}' in a dictionary");
-                    }
+            items.push(self.value(depth + 1)?);
+            if !self.eat(b',') {
+                if self.eat(b')') {
+                    return Ok(Py::Tuple(items));
                 }
-            }
-            b'0'..=b'9' => {
-                let start = self.i;
-                while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
-                    self.i += 1;
-                }
-                let digits = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
-                if self.s.get(self.i) == Some(&b'L') {
-                    self.i += 1;
-                }
-                digits
-                    .parse()
-                    .map(Py::Int)
-                    .or_else(|_| self.err("integer too large"))
-            }
-            _ => {
-                for (word, v) in [
-                    ("True", Py::Bool(true)),
-                    ("False", Py::Bool(false)),
-                    ("None", Py::None),
-                ] {
-                    if self.s[self.i..].starts_with(word.as_bytes()) {
-                        self.i += word.len();
-                        return Ok(v);
-                    }
-                }
-                self.err("unexpected character")
+                return self.err("expected ',' or ')' in a tuple");
             }
         }
+    }
+
+    /// A dictionary with string keys whose `{` is at the cursor; its keys and values are
+    /// at `depth + 1`.
+    fn dict(&mut self, depth: usize) -> Result<Py, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        loop {
+            if self.eat(b'}') {
+                return Ok(Py::Dict(items));
+            }
+            let Py::Str(key) = self.value(depth + 1)? else {
+                return self.err("dictionary keys must be strings");
+            };
+            if !self.eat(b':') {
+                return self.err("expected ':' after a key");
+            }
+            items.push((key, self.value(depth + 1)?));
+            if !self.eat(b',') {
+                if self.eat(b'}') {
+                    return Ok(Py::Dict(items));
+                }
+                return self.err("expected ',' or '}' in a dictionary");
+            }
+        }
+    }
+
+    /// A non-negative integer, with an optional Python 2 `L` suffix.
+    fn int(&mut self) -> Result<Py, String> {
+        let start = self.i;
+        while self.i < self.s.len() && self.s[self.i].is_ascii_digit() {
+            self.i += 1;
+        }
+        let digits = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
+        if self.s.get(self.i) == Some(&b'L') {
+            self.i += 1;
+        }
+        digits
+            .parse()
+            .map(Py::Int)
+            .or_else(|_| self.err("integer too large"))
+    }
+
+    /// `True`, `False` or `None`.
+    fn word(&mut self) -> Result<Py, String> {
+        for (word, v) in [
+            ("True", Py::Bool(true)),
+            ("False", Py::Bool(false)),
+            ("None", Py::None),
+        ] {
+            if self.s[self.i..].starts_with(word.as_bytes()) {
+                self.i += word.len();
+                return Ok(v);
+            }
+        }
+        self.err("unexpected character")
     }
 }
 
@@ -564,6 +580,63 @@ fn read_exact_or<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), S
 /// `<f8`, 1-D or 2-D, C or Fortran order. Values must be finite. The data length must
 /// equal what the header's shape implies; it is checked before anything is allocated.
 pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> {
+    let (prefix, header) = read_npy_header(r, file_len)?;
+    let header_len = header.len() as u64;
+    let NpyHeader {
+        item,
+        fortran,
+        shape,
+    } = parse_npy_header(&header)?;
+    if shape.is_empty() || shape.len() > 2 {
+        return Err(format!(
+            "expected a 1-D or 2-D array, found shape {}",
+            shape_text(&shape)
+        ));
+    }
+    let (rows, cols) = match shape[..] {
+        [n] => (1, n),
+        [n, d] => (n, d),
+        _ => unreachable!("checked above"),
+    };
+    let data_len = file_len - prefix - header_len;
+    let needed = (rows as u64)
+        .checked_mul(cols as u64)
+        .and_then(|n| n.checked_mul(item as u64));
+    match needed {
+        Some(n) if n == data_len => {}
+        Some(n) if n < data_len => {
+            return Err(format!(
+                "{} bytes after the data of shape {} (expected {n} bytes of data)",
+                data_len - n,
+                shape_text(&shape)
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "header claims shape {} of {}-byte floats ({} bytes) but the file holds only {data_len} bytes of data",
+                shape_text(&shape),
+                item,
+                needed.map_or("more than 2^64".to_string(), |n| n.to_string())
+            ))
+        }
+    }
+    let out = read_npy_data(r, item, fortran, rows, cols)?;
+    for (i, row) in out.iter().enumerate() {
+        if let Some(j) = row.iter().position(|x| !x.is_finite()) {
+            return Err(if shape.len() == 1 {
+                format!("element {j} is not finite ({})", row[j])
+            } else {
+                format!("row {i}, column {j}: not finite ({})", row[j])
+            });
+        }
+    }
+    Ok(NpyArray { shape, rows: out })
+}
+
+/// Read a `.npy` file's preamble and header (checking the header fits in `file_len` before
+/// allocating it, and its encoding for the version); returns the preamble's length and the
+/// header's bytes.
+fn read_npy_header<R: Read>(r: &mut R, file_len: u64) -> Result<(u64, Vec<u8>), String> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if file_len < 10 {
         return Err(format!(
@@ -609,7 +682,22 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
     if major == 3 && std::str::from_utf8(&header).is_err() {
         return Err("header is not valid UTF-8".into());
     }
-    let mut p = PyParser { s: &header, i: 0 };
+    Ok((prefix, header))
+}
+
+/// What a `.npy` header's dictionary says.
+struct NpyHeader {
+    /// Bytes per value: 4 (`<f4`) or 8 (`<f8`).
+    item: usize,
+    /// Whether the data is in column-major order.
+    fortran: bool,
+    /// The array's shape, as written.
+    shape: Vec<usize>,
+}
+
+/// Parse a `.npy` header's dictionary and its `descr`, `fortran_order` and `shape` keys.
+fn parse_npy_header(header: &[u8]) -> Result<NpyHeader, String> {
+    let mut p = PyParser { s: header, i: 0 };
     let Py::Dict(dict) = p.value(0)? else {
         return Err("malformed header: not a dictionary".into());
     };
@@ -647,39 +735,22 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             .collect::<Result<_, _>>()?,
         _ => return Err("header has no 'shape' tuple".into()),
     };
-    if shape.is_empty() || shape.len() > 2 {
-        return Err(format!(
-            "expected a 1-D or 2-D array, found shape {}",
-            shape_text(&shape)
-        ));
-    }
-    let (rows, cols) = match shape[..] {
-        [n] => (1, n),
-        [n, d] => (n, d),
-        _ => unreachable!("checked above"),
-    };
-    let data_len = file_len - prefix - header_len;
-    let needed = (rows as u64)
-        .checked_mul(cols as u64)
-        .and_then(|n| n.checked_mul(item as u64));
-    match needed {
-        Some(n) if n == data_len => {}
-        Some(n) if n < data_len => {
-            return Err(format!(
-                "{} bytes after the data of shape {} (expected {n} bytes of data)",
-                data_len - n,
-                shape_text(&shape)
-            ))
-        }
-        _ => {
-            return Err(format!(
-                "header claims shape {} of {}-byte floats ({} bytes) but the file holds only {data_len} bytes of data",
-                shape_text(&shape),
-                item,
-                needed.map_or("more than 2^64".to_string(), |n| n.to_string())
-            ))
-        }
-    }
+    Ok(NpyHeader {
+        item,
+        fortran,
+        shape,
+    })
+}
+
+/// Read `rows × cols` values of `item` bytes each (C order, or column-major when
+/// `fortran`) as rows of f32.
+fn read_npy_data<R: Read>(
+    r: &mut R,
+    item: usize,
+    fortran: bool,
+    rows: usize,
+    cols: usize,
+) -> Result<Vec<Vec<f32>>, String> {
     let decode = |b: &[u8]| -> f32 {
         if item == 4 {
             f32::from_le_bytes(b.try_into().expect("4 bytes"))
@@ -705,16 +776,7 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             out.push(buf.chunks_exact(item).map(decode).collect());
         }
     }
-    for (i, row) in out.iter().enumerate() {
-        if let Some(j) = row.iter().position(|x| !x.is_finite()) {
-            return Err(if shape.len() == 1 {
-                format!("element {j} is not finite ({})", row[j])
-            } else {
-                format!("row {i}, column {j}: not finite ({})", row[j])
-            });
-        }
-    }
-    Ok(NpyArray { shape, rows: out })
+    Ok(out)
 }
 
 /// The bytes of a `.npy` file (version 1, `<f4`, C order) holding `rows`: for tests and
