@@ -71,6 +71,24 @@ pub enum IncludeField {
     Embeddings,
 }
 
+/// The Lambda entry point `lambda-invoke` runs (a [`strata_pipeline::Role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LambdaRole {
+    /// DynamoDB stream event → inbox deltas.
+    Stream,
+    /// Inbox, SQS batches, follow-ups, compaction, GC.
+    Compactor,
+}
+
+impl From<LambdaRole> for strata_pipeline::Role {
+    fn from(role: LambdaRole) -> strata_pipeline::Role {
+        match role {
+            LambdaRole::Stream => strata_pipeline::Role::Stream,
+            LambdaRole::Compactor => strata_pipeline::Role::Compactor,
+        }
+    }
+}
+
 /// Which records a command applies to: ids, or a `where` filter.
 #[derive(Debug, Clone, Args)]
 pub struct Selection {
@@ -361,7 +379,7 @@ Examples:
     LambdaInvoke {
         /// The entry point.
         #[arg(value_enum)]
-        role: crate::lambda::Role,
+        role: LambdaRole,
         /// The event file (JSON).
         event: PathBuf,
         /// Root of the embedding producer's run deltas (default: STORE/runs).

@@ -1,5 +1,5 @@
 //! `strata demo`: the main job on the embedded default, end to end. A generated receipt
-//! workload (tools/src/workload.rs: receipts with lines, words, labels, places, sections,
+//! workload (`strata_testkit::workload`: receipts with lines, words, labels, places, sections,
 //! edits and deletes) is emitted as DynamoDB stream events; the embedding producer's run
 //! deltas are written; every event goes through the stream processor Lambda (sealed deltas
 //! into the inbox) and the compactor Lambda runs on a schedule (ingest, run merges, label /
@@ -12,34 +12,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use strata_engine::{verify_store, Include, Query, Store, StoreOptions};
-use strata_formats::{samples, Filter, MetaValue, Quantization};
-
-use crate::lambda::state::StoreState;
-use crate::lambda::{self, CollectingReporter, Outcome, Role, Settings};
-use crate::workload::{Workload, WorkloadConfig};
-
-/// Dimensions of the demo's embeddings (those of text-embedding-3-small).
-pub const DIMS: usize = 1536;
+use strata_formats::{Filter, MetaValue, Quantization};
+use strata_pipeline::state::StoreState;
+use strata_pipeline::{self as lambda, CollectingReporter, Outcome, Role, Settings};
+use strata_testkit::workload::{embedding, Workload, WorkloadConfig};
 
 /// Stream records per Lambda invocation.
 const RECORDS_PER_EVENT: usize = 500;
 /// Stream processor invocations between two compactor invocations.
 const EVENTS_PER_COMPACTION: usize = 8;
-
-/// A deterministic unit-norm embedding with cluster structure: texts that share a word
-/// share a cluster center.
-pub fn embedding(cluster: u64, item: u64) -> Vec<f32> {
-    let center = samples::noise(cluster.wrapping_mul(0x9E37_79B9), DIMS);
-    let noise = samples::noise(item.wrapping_add(1 << 40), DIMS);
-    let mut v: Vec<f32> = center
-        .iter()
-        .zip(&noise)
-        .map(|(c, n)| c + 0.45 * n)
-        .collect();
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
 
 /// Bytes under `dir`, each file counted once however many hard links it has (an ingested
 /// inbox file is linked into `deltas/` until GC removes the inbox name).

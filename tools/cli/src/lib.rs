@@ -1,8 +1,10 @@
-//! strata-cli: the `strata` command-line tool (and, later, the Lambda entry points).
+//! strata-cli: the `strata` command-line tool.
 //!
 //! Modules: [`cli`] (the clap command tree), [`commands`] (one module per group of
 //! commands), [`input`] (JSON lines, id lists, `.npy`, filters), [`output`] (tables and
-//! JSON), [`progress`] (indicatif on stderr), [`error`] (exit statuses), [`demo`].
+//! JSON), [`progress`] (indicatif on stderr), [`error`] (exit statuses), [`demo`]. The
+//! receipt pipeline's entry points that `ingest-events`, `lambda-invoke` and the demo run
+//! are `strata_pipeline`'s; the demo's workload is `strata_testkit::workload`.
 //!
 //! Exit status: 0 ok, 1 error, 2 usage. Every read command has `--json`.
 
@@ -15,10 +17,8 @@ pub mod commands;
 pub mod demo;
 pub mod error;
 pub mod input;
-pub mod lambda;
 pub mod output;
 pub mod progress;
-pub mod workload;
 
 use clap::Parser;
 

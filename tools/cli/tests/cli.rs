@@ -1038,13 +1038,14 @@ fn help_covers_every_command_with_examples() {
 }
 
 /// A small generated receipt workload written as event files, with its run deltas.
-fn workload_files(dir: &Path) -> (strata_cli::workload::Workload, Vec<PathBuf>, PathBuf) {
-    let w = strata_cli::workload::Workload::generate(&strata_cli::workload::WorkloadConfig {
-        receipts: 4,
-        seed: 2,
-        records_per_event: 200,
-        edit_rounds: 1,
-    });
+fn workload_files(dir: &Path) -> (strata_testkit::workload::Workload, Vec<PathBuf>, PathBuf) {
+    let w =
+        strata_testkit::workload::Workload::generate(&strata_testkit::workload::WorkloadConfig {
+            receipts: 4,
+            seed: 2,
+            records_per_event: 200,
+            edit_rounds: 1,
+        });
     let runs = dir.join("runs");
     w.write_run_files(&runs).unwrap();
     let events = w

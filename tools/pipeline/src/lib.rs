@@ -1,22 +1,39 @@
-//! The two Lambda entry points of the receipt pipeline, as plain functions over event bytes
-//! so that `strata lambda-invoke`, the tests and the `strata-lambda` runtime binary share
-//! them:
+//! strata-pipeline: the receipt pipeline's two Lambda entry points, as plain functions over
+//! event bytes so that `strata lambda-invoke`, the tests and the two runtime binaries
+//! (`strata-stream-lambda`, `strata-compactor-lambda`) share them:
 //!
 //! - [`stream_processor`]: a DynamoDB stream event → sealed deltas in the store's inbox (no
 //!   lock, no manifest), failed records answered as `batchItemFailures`;
-//! - [`compactor`]: the single writer — ingests the inbox, applies SQS StreamMessage
-//!   batches or DynamoDB events directly, merges compaction runs ([`runs`]), recomputes
-//!   derived metadata through [`state`], compacts and collects garbage.
+//! - `compactor`: the single writer — ingests the inbox, applies SQS StreamMessage
+//!   batches or DynamoDB events directly, merges compaction runs (`runs`, `object_runs`),
+//!   recomputes derived metadata through `state`, compacts and collects garbage.
 //!
 //! Follow-up work travels as rows of a metadata-only collection ([`followups`]), so it is
 //! as durable as the operations it follows; [`batch`] groups a batch's operations by
-//! collection. [`invoke`] runs either role on one event with settings from [`Settings`].
+//! collection. [`invoke_stream`] (and, with the compactor, `invoke`) runs a role on one
+//! event with settings from [`Settings`].
+//!
+//! # Features
+//!
+//! `compactor` (default) adds the compactor's modules, which open the store through
+//! `strata-engine` (RocksDB) and read run deltas through `object_store`. Without it the
+//! crate is what the stream Lambda links: formats, the stream translation and the storage
+//! layer, no RocksDB, no engine, no clap (`cargo build --release -p strata-pipeline
+//! --no-default-features --bin strata-stream-lambda`).
+
+#![deny(missing_docs)]
 
 pub mod batch;
+#[cfg(feature = "compactor")]
 pub mod compactor;
 pub mod followups;
+#[cfg(feature = "compactor")]
+mod invoke;
+#[cfg(feature = "compactor")]
 pub mod object_runs;
+#[cfg(feature = "compactor")]
 pub mod runs;
+#[cfg(feature = "compactor")]
 pub mod state;
 pub mod stream_processor;
 
@@ -24,15 +41,20 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use strata_engine::{Store, StoreOptions};
 use strata_formats::Quantization;
 
+#[cfg(feature = "compactor")]
 pub use compactor::{Compactor, CompactorOptions, CompactorOutcome};
+#[cfg(feature = "compactor")]
+pub use invoke::{invoke, run_source, Outcome};
+#[cfg(feature = "compactor")]
 pub use runs::{CollectingReporter, LocalRuns, RunReporter, RunSource};
 pub use stream_processor::{process_stream_event, StreamOutcome};
 
-/// Why an invocation failed as a whole (Lambda then retries the whole event).
+/// Why an invocation failed as a whole (Lambda then retries the whole event). Which
+/// variants exist depends on the features (`Engine` comes with `compactor`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LambdaError {
     /// The event is not one the handler can read.
     #[error("event: {0}")]
@@ -51,8 +73,15 @@ pub enum LambdaError {
         message: String,
     },
     /// The store failed.
+    #[cfg(feature = "compactor")]
     #[error("store: {0}")]
     Engine(#[from] strata_engine::Error),
+    /// Writing an inbox delta failed.
+    #[error("store: {0}")]
+    Storage(#[from] strata_storage::StorageError),
+    /// An operation or a delta header could not be encoded into a delta.
+    #[error("delta: {0}")]
+    Delta(#[from] strata_formats::delta::DeltaWriteError),
     /// The settings are unusable.
     #[error("settings: {0}")]
     Settings(String),
@@ -62,7 +91,7 @@ pub enum LambdaError {
 }
 
 /// Which entry point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// DynamoDB stream event → inbox deltas.
@@ -78,7 +107,7 @@ pub struct Settings {
     pub store: PathBuf,
     /// Root of the embedding producer's run deltas (`STRATA_RUNS`, default
     /// `{store}/runs`): a directory, or `s3://bucket` for the seed's producer, whose
-    /// prefixes are relative to the bucket root (see [`run_source`]).
+    /// prefixes are relative to the bucket root (see `run_source`).
     pub runs: PathBuf,
     /// Quantization of `lines`/`words` when the compactor creates them
     /// (`STRATA_QUANTIZE`: none, i8, 1bit; default none).
@@ -129,88 +158,41 @@ impl Settings {
     }
 }
 
-/// Which role a runtime process plays, from `STRATA_ROLE` (`stream` or `compactor`).
-pub fn role_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Role, String> {
-    match var("STRATA_ROLE").as_deref() {
-        Some("stream") => Ok(Role::Stream),
-        Some("compactor") => Ok(Role::Compactor),
-        Some(other) => Err(format!("STRATA_ROLE is {other:?}: use stream or compactor")),
-        None => Err("STRATA_ROLE is not set: use stream or compactor".into()),
-    }
-}
-
-/// The result of one invocation.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum Outcome {
-    /// The stream processor's.
-    Stream(StreamOutcome),
-    /// The compactor's.
-    Compactor(Box<CompactorOutcome>),
-}
-
-impl Outcome {
-    /// The JSON a Lambda returns: the partial-batch response (empty when there is none).
-    pub fn response_json(&self) -> String {
+impl Role {
+    /// The role's name: `stream` or `compactor`.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Stream(s) => s.response.to_json(),
-            Outcome::Compactor(c) => c
-                .response
-                .as_ref()
-                .map_or_else(|| "{\"batchItemFailures\":[]}".to_string(), |r| r.to_json()),
+            Role::Stream => "stream",
+            Role::Compactor => "compactor",
         }
     }
 }
 
-/// Run one role on one event. `request_id` names the stream processor's inbox files
-/// (unique per invocation); the compactor opens the store as writer for the invocation
-/// and reports completed runs to `reporter`.
-pub fn invoke(
-    role: Role,
+/// Check that `STRATA_ROLE`, if set, names `role`. Each runtime binary is one role (the
+/// single `strata-lambda` that `STRATA_ROLE` switched is gone), so the variable is no
+/// longer needed; a leftover one naming the other role means the wrong binary was
+/// deployed, and the process refuses to start rather than play the wrong part.
+pub fn check_role(var: impl Fn(&str) -> Option<String>, role: Role) -> Result<(), String> {
+    match var("STRATA_ROLE").filter(|s| !s.is_empty()) {
+        None => Ok(()),
+        Some(r) if r == role.as_str() => Ok(()),
+        Some(other) => Err(format!(
+            "STRATA_ROLE is {other:?}, but this is the {} Lambda binary \
+             (strata-{}-lambda): deploy the binary of that role, or unset STRATA_ROLE",
+            role.as_str(),
+            role.as_str()
+        )),
+    }
+}
+
+/// Run the stream processor on one event: `request_id` names its inbox files (unique per
+/// invocation, see [`producer_name`]); the store is `settings.store`.
+pub fn invoke_stream(
     settings: &Settings,
     request_id: &str,
     event: &[u8],
-    reporter: &mut dyn RunReporter,
-) -> Result<Outcome, LambdaError> {
-    match role {
-        Role::Stream => {
-            let producer = producer_name(request_id);
-            process_stream_event(&settings.store, &producer, event).map(Outcome::Stream)
-        }
-        Role::Compactor => {
-            // An unreadable event fails before the store is opened (or created).
-            let kind = compactor::event_kind(event)?;
-            let store = Store::open(&settings.store, StoreOptions::default())?;
-            let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
-            let options = CompactorOptions {
-                quantization: settings.quantization,
-                ..CompactorOptions::default()
-            };
-            let outcome =
-                Compactor::new(&store, &*runs, reporter, options).handle_kind(kind, event)?;
-            store.close()?;
-            Ok(Outcome::Compactor(Box::new(outcome)))
-        }
-    }
-}
-
-/// The run source a runs root names: `s3://bucket` → [`object_runs::ObjectStoreRuns`] on
-/// that S3 bucket (credentials and region from the environment), anything else a
-/// directory ([`LocalRuns`]).
-pub fn run_source(runs: &std::path::Path) -> Result<Box<dyn RunSource>, String> {
-    match runs.to_str().and_then(|s| s.strip_prefix("s3://")) {
-        Some(rest) => {
-            let bucket = rest.trim_end_matches('/');
-            if bucket.is_empty() || bucket.contains('/') {
-                return Err(format!(
-                    "runs root {runs:?}: use s3://BUCKET (run prefixes are relative to the \
-                     bucket root, as the producer writes them)"
-                ));
-            }
-            Ok(Box::new(object_runs::ObjectStoreRuns::s3_from_env(bucket)?))
-        }
-        None => Ok(Box::new(LocalRuns::new(runs))),
-    }
+) -> Result<StreamOutcome, LambdaError> {
+    process_stream_event(&settings.store, &producer_name(request_id), event)
 }
 
 /// An inbox producer name from a request id: `stream-` and the id's letters, digits, `-`
@@ -273,20 +255,13 @@ mod tests {
                 .contains("\"f16\": use none, i8 or 1bit")
         );
         assert_eq!(
-            role_from_vars(vars(&[("STRATA_ROLE", "stream")])),
-            Ok(Role::Stream)
+            check_role(vars(&[("STRATA_ROLE", "stream")]), Role::Stream),
+            Ok(())
         );
-        assert!(role_from_vars(vars(&[("STRATA_ROLE", "x")])).is_err());
-        assert!(role_from_vars(vars(&[])).is_err());
-    }
-
-    #[test]
-    fn runs_roots_name_a_directory_or_an_s3_bucket() {
-        assert!(run_source(std::path::Path::new("/mnt/efs/runs")).is_ok());
-        for bad in ["s3://", "s3://bucket/prefix"] {
-            let err = run_source(std::path::Path::new(bad)).err().unwrap();
-            assert!(err.contains("use s3://BUCKET"), "{bad}: {err}");
-        }
+        assert_eq!(check_role(vars(&[]), Role::Compactor), Ok(()));
+        assert!(check_role(vars(&[("STRATA_ROLE", "x")]), Role::Stream).is_err());
+        let err = check_role(vars(&[("STRATA_ROLE", "compactor")]), Role::Stream).unwrap_err();
+        assert!(err.contains("this is the stream Lambda binary"), "{err}");
     }
 
     #[test]

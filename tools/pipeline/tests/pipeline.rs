@@ -1,4 +1,4 @@
-//! The receipt pipeline end to end on a generated workload (tools/src/workload.rs): DynamoDB
+//! The receipt pipeline end to end on a generated workload (`strata_testkit::workload`): DynamoDB
 //! stream events through the stream processor into the inbox and through the compactor into
 //! a real store, with the resulting metadata checked against the rules; then the order
 //! properties — shuffled delivery, late and repeated run merges, late place changes, runs
@@ -8,16 +8,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use strata_cli::lambda::runs::merge_run;
-use strata_cli::lambda::state::StoreState;
-use strata_cli::lambda::{
+use strata_engine::{Include, Store, StoreOptions};
+use strata_formats::Metadata;
+use strata_pipeline::runs::merge_run;
+use strata_pipeline::state::StoreState;
+use strata_pipeline::{
     process_stream_event, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome,
     LocalRuns,
 };
-use strata_cli::workload::{Workload, WorkloadConfig};
-use strata_engine::{Include, Store, StoreOptions};
-use strata_formats::Metadata;
 use strata_stream::Collection;
+use strata_testkit::workload::{Workload, WorkloadConfig};
 
 fn workload(receipts: usize, seed: u64) -> Workload {
     Workload::generate(&WorkloadConfig {
@@ -471,7 +471,7 @@ fn runs_in_an_object_store_merge_like_runs_in_a_directory() {
         rt.block_on(mem.put(&key, PutPayload::from(bytes.clone())))
             .unwrap();
     }
-    let runs = strata_cli::lambda::object_runs::ObjectStoreRuns::new(mem, "receipts-bucket");
+    let runs = strata_pipeline::object_runs::ObjectStoreRuns::new(mem, "receipts-bucket");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let mut reporter = CollectingReporter::default();

@@ -1,5 +1,6 @@
-//! Builders of DynamoDB stream records for tests and fuzz targets (not part of the API:
-//! hidden from the documentation, stable only within this workspace).
+//! Builders of DynamoDB stream records for tests: a record as JSON, as Lambda delivers it
+//! ([`record`], with the attribute builders [`s`] and [`n`]), and typed attribute values
+//! ([`attributes`]).
 
 use serde_json::{json, Value};
 
@@ -48,4 +49,32 @@ pub fn record(event: &str, seq: u64, sk: &str, old: Option<Value>, new: Option<V
         "dynamodb": d,
         "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"
     })
+}
+
+/// Typed attribute values (what [`strata_stream::event::parse_record`] gives) for tests
+/// that build a [`strata_stream::StreamRecord`] by hand.
+pub mod attributes {
+    use std::collections::HashMap;
+
+    use strata_stream::event::{AttributeValue, Item};
+
+    /// An item of these attributes.
+    pub fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        Item::from(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<HashMap<_, _>>(),
+        )
+    }
+
+    /// A string attribute.
+    pub fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.to_string())
+    }
+
+    /// A number attribute.
+    pub fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.to_string())
+    }
 }

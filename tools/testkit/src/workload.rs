@@ -48,7 +48,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
-use strata_formats::{DeltaHeader, DeltaWriter, MetaValue, Metadata, Op, Operation, Seq};
+use strata_formats::{samples, DeltaHeader, DeltaWriter, MetaValue, Metadata, Op, Operation, Seq};
 use strata_stream::builders::{
     self, BoundingBox, ExtractedData, LineInput, Point, RowContext, WordContext, WordInput,
 };
@@ -56,8 +56,6 @@ use strata_stream::derive::{self, LabelView, SectionView};
 use strata_stream::entity::ReceiptPlace;
 use strata_stream::ops::{self, Collection, EMBEDDING_DIMS};
 use strata_stream::{ids, ReceiptKey, StateReader};
-
-use crate::demo;
 
 /// Most records [`Workload::generate`] puts in one event.
 pub const MAX_RECORDS_PER_EVENT: usize = 1000;
@@ -72,6 +70,24 @@ pub const REGION: &str = "us-east-1";
 /// `eventSourceARN` of every record.
 pub const STREAM_ARN: &str =
     "arn:aws:dynamodb:us-east-1:123456789012:table/ReceiptsTable/stream/2025-02-19T00:00:00.000";
+
+/// Dimensions of the generated embeddings (those of text-embedding-3-small).
+pub const DIMS: usize = 1536;
+
+/// A deterministic unit-norm embedding with cluster structure: texts that share a word
+/// share a cluster center.
+pub fn embedding(cluster: u64, item: u64) -> Vec<f32> {
+    let center = samples::noise(cluster.wrapping_mul(0x9E37_79B9), DIMS);
+    let noise = samples::noise(item.wrapping_add(1 << 40), DIMS);
+    let mut v: Vec<f32> = center
+        .iter()
+        .zip(&noise)
+        .map(|(c, n)| c + 0.45 * n)
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
 
 /// First SequenceNumber (28 digits, the shape of real ones); later ones grow irregularly.
 const BASE_SEQ: u128 = 4_421_584_500_000_000_000_000_000_000;
@@ -1948,7 +1964,7 @@ impl Gen {
                 labels: &own,
             };
             let id = ids::word_id(image, rid, w.line_id, w.word_id);
-            let embedding = demo::embedding(100 + fnv(&w.text) % 400, fnv(&id) ^ seed);
+            let embedding = embedding(100 + fnv(&w.text) % 400, fnv(&id) ^ seed);
             word_ops.push(Operation {
                 seq: Seq::ZERO,
                 op: Op::Upsert(builders::word_record(w, &cx, embedding)),
@@ -1970,7 +1986,7 @@ impl Gen {
                 .get(&primary.line_id)
                 .map_or(0, |l| l.kind.cluster());
             let id = ids::line_id(image, rid, primary.line_id);
-            let embedding = demo::embedding(cluster, fnv(&id) ^ seed);
+            let embedding = embedding(cluster, fnv(&id) ^ seed);
             if let Some(record) = builders::row_record(&row, &cx, embedding) {
                 line_ops.push(Operation {
                     seq: Seq::ZERO,

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value as Json};
 
 use super::Ctx;
+use crate::cli::LambdaRole;
 use crate::error::{CliError, CliResult, Context};
-use crate::lambda::{
-    self, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome, Outcome, Role,
-    Settings,
-};
 use crate::output::{plural, print_json, Table};
 use crate::progress;
+use strata_pipeline::{
+    self as lambda, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome, Outcome,
+    Settings,
+};
 
 /// The largest event file read (Lambda's synchronous payload limit is 6 MB; stream and
 /// SQS batches are smaller).
@@ -153,7 +154,7 @@ pub fn ingest(ctx: &Ctx, files: &[PathBuf], runs: Option<PathBuf>) -> CliResult<
 /// `strata lambda-invoke stream|compactor EVENT [--runs DIR] [--request-id ID]`.
 pub fn invoke(
     ctx: &Ctx,
-    role: Role,
+    role: LambdaRole,
     event: &Path,
     runs: Option<PathBuf>,
     request_id: Option<String>,
@@ -166,7 +167,7 @@ pub fn invoke(
     let request_id = request_id.unwrap_or_else(|| format!("local-{}", lambda::now_ms()));
     let mut reporter = CollectingReporter::default();
     let pb = progress::spinner(format!("{role:?} on {}", event.display()).to_lowercase());
-    let outcome = lambda::invoke(role, &settings, &request_id, &bytes, &mut reporter);
+    let outcome = lambda::invoke(role.into(), &settings, &request_id, &bytes, &mut reporter);
     pb.finish_and_clear();
     let outcome = outcome.context(|| event.display().to_string())?;
     if ctx.json {

@@ -1,15 +1,16 @@
-//! `strata-lambda`: the AWS Lambda runtime process of the receipt pipeline. One binary for
-//! both functions; `STRATA_ROLE` (`stream` or `compactor`) picks the entry point and
+//! `strata-compactor-lambda`: the AWS Lambda runtime process of the receipt pipeline's
+//! compactor, the store's one writer (a container Lambda: it links RocksDB).
 //! `STRATA_STORE` (the store directory on EFS), `STRATA_RUNS` and `STRATA_QUANTIZE`
-//! configure it (see `strata_cli::lambda::Settings`). Each invocation runs the same
-//! handler as `strata lambda-invoke`, on a blocking thread, and returns its
+//! configure it (see `strata_pipeline::Settings`); `STRATA_ROLE` is not needed, and if set
+//! must be `compactor`. Each invocation runs the same handler as
+//! `strata lambda-invoke compactor`, on a blocking thread, and returns its
 //! `batchItemFailures` response; an error fails the invocation, so Lambda retries the whole
 //! event. Completed compaction runs are logged as JSON lines (a DynamoDB write-back of the
 //! COMPACTION_RUN state plugs in as another `RunReporter`).
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use strata_cli::lambda::{self, RunReporter, Settings};
+use strata_pipeline::{check_role, invoke, Role, RunReporter, Settings};
 use strata_stream::ops::RunCompleted;
 use strata_stream::MergeRun;
 
@@ -37,15 +38,17 @@ impl RunReporter for LogReporter {
     }
 }
 
-async fn handle(
-    role: lambda::Role,
-    settings: Settings,
-    event: LambdaEvent<Value>,
-) -> Result<Value, Error> {
+async fn handle(settings: Settings, event: LambdaEvent<Value>) -> Result<Value, Error> {
     let bytes = serde_json::to_vec(&event.payload)?;
     let request_id = event.context.request_id.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        lambda::invoke(role, &settings, &request_id, &bytes, &mut LogReporter)
+        invoke(
+            Role::Compactor,
+            &settings,
+            &request_id,
+            &bytes,
+            &mut LogReporter,
+        )
     })
     .await??;
     eprintln!("{}", serde_json::to_string(&outcome)?);
@@ -55,10 +58,7 @@ async fn handle(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let var = |name: &str| std::env::var(name).ok();
-    let role = lambda::role_from_vars(var)?;
+    check_role(var, Role::Compactor)?;
     let settings = Settings::from_vars(var)?;
-    lambda_runtime::run(service_fn(move |event| {
-        handle(role, settings.clone(), event)
-    }))
-    .await
+    lambda_runtime::run(service_fn(move |event| handle(settings.clone(), event))).await
 }
