@@ -41,7 +41,7 @@ fn change_key(m: &StreamMessage, stream_record_id: Option<&str>) -> String {
 /// The changes of a batch's records, each once with all its messageIds, in the order the
 /// caller stamps seqs: by the body's `timestamp` (none first), then delivery order. Records
 /// without a message or a messageId are left out (they are failures, see
-/// [`SqsBatch::batch_response`]). The seed's REMOVE-first order and REMOVE deduplication
+/// [`SqsBatch::batch_response`](super::SqsBatch::batch_response)). The seed's REMOVE-first order and REMOVE deduplication
 /// (§4.5) are deliberately not applied; the module documentation says why.
 pub fn dedupe_and_order<'a>(records: impl IntoIterator<Item = &'a SqsRecord>) -> Vec<SqsChange> {
     let mut changes: Vec<SqsChange> = Vec::new();
