@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use strata_engine::{verify_store, Include, Query, Store, StoreOptions};
+use strata_engine::{verify_store, Include, Query, Snapshot, Store, StoreOptions};
 use strata_formats::{Filter, MetaValue, Quantization};
 use strata_pipeline::state::StoreState;
 use strata_pipeline::{self as lambda, CollectingReporter, Outcome, Role, Settings};
@@ -82,16 +82,58 @@ fn compactor(settings: &Settings, totals: &mut Totals) -> Result<(), String> {
     Ok(())
 }
 
+fn engine(e: strata_engine::Error) -> String {
+    e.to_string()
+}
+
+/// One line of the report: the step, its time since `t`, and what it did.
+fn step(name: &str, t: Instant, detail: String) {
+    println!("{name:<30}{:>7.2} s  {detail}", t.elapsed().as_secs_f64());
+}
+
 /// Run the demo against a store directory; prints the report and returns an error message
 /// on failure.
 pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
-    let e = |e: strata_engine::Error| e.to_string();
     let t0 = Instant::now();
-    let step = |name: &str, t: Instant, detail: String| {
-        println!("{name:<30}{:>7.2} s  {detail}", t.elapsed().as_secs_f64());
+    let settings = Settings {
+        quantization: Quantization::I8,
+        ..Settings::for_store(store_dir)
     };
+    let w = produce(&settings, receipts, seed)?;
+    run_lambdas(&w, &settings, seed)?;
+    let store = Store::open(store_dir, StoreOptions::default()).map_err(engine)?;
+    check_rules(&store, &w)?;
+    let before_compaction = store.snapshot("lines").map_err(engine)?.version().version;
 
-    // 1. The receipts table's stream, and the embedding producer's run deltas.
+    // 4. Full compaction (i8 codes built for lines and words).
+    let t = Instant::now();
+    for c in ["lines", "words"] {
+        store.compact(c).map_err(engine)?;
+    }
+    step(
+        "compact lines and words",
+        t,
+        format!("store now {}", mb(dir_bytes(store_dir))),
+    );
+
+    let words = store.snapshot("words").map_err(engine)?;
+    let lines = store.snapshot("lines").map_err(engine)?;
+    query(&w, &words, &lines, seed)?;
+    rollback_and_forward(&store, &lines, before_compaction)?;
+    // GC runs while the query snapshots are alive (their versions are retained).
+    gc_and_verify(store, store_dir, (words, lines))?;
+    println!(
+        "done in {:.1} s; store {} at {} (the seed downloaded and re-uploaded a whole \
+         snapshot per batch)",
+        t0.elapsed().as_secs_f64(),
+        mb(dir_bytes(store_dir)),
+        store_dir.display()
+    );
+    Ok(())
+}
+
+/// 1. The receipts table's stream, and the embedding producer's run deltas.
+fn produce(settings: &Settings, receipts: usize, seed: u64) -> Result<Workload, String> {
     let t = Instant::now();
     let w = Workload::generate(&WorkloadConfig {
         receipts,
@@ -120,10 +162,6 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
             w.runs.len()
         ),
     );
-    let settings = Settings {
-        quantization: Quantization::I8,
-        ..Settings::for_store(store_dir)
-    };
     let t = Instant::now();
     w.write_run_files(&settings.runs)
         .map_err(|x| format!("writing run deltas under {}: {x}", settings.runs.display()))?;
@@ -137,9 +175,12 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
             mb(run_bytes as u64)
         ),
     );
+    Ok(w)
+}
 
-    // 2. The two Lambdas: every event through the stream processor, the compactor on a
-    //    schedule.
+/// 2. The two Lambdas: every event through the stream processor, the compactor on a
+///    schedule.
+fn run_lambdas(w: &Workload, settings: &Settings, seed: u64) -> Result<(), String> {
     let mut stream_s = 0.0;
     let mut compact_s = 0.0;
     let mut inbox_files = 0;
@@ -149,7 +190,7 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
         let mut reporter = CollectingReporter::default();
         let out = lambda::invoke(
             Role::Stream,
-            &settings,
+            settings,
             &format!("demo-{seed}-{i:05}"),
             event,
             &mut reporter,
@@ -164,7 +205,7 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
         stream_s += t.elapsed().as_secs_f64();
         if (i + 1) % EVENTS_PER_COMPACTION == 0 || i + 1 == w.events.len() {
             let t = Instant::now();
-            compactor(&settings, &mut totals)?;
+            compactor(settings, &mut totals)?;
             compact_s += t.elapsed().as_secs_f64();
         }
     }
@@ -184,11 +225,13 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
         totals.patches,
         totals.compactions
     );
+    Ok(())
+}
 
-    // 3. The metadata the rules require, key by key.
-    let store = Store::open(store_dir, StoreOptions::default()).map_err(e)?;
+/// 3. The metadata the rules require, key by key.
+fn check_rules(store: &Store, w: &Workload) -> Result<(), String> {
     let t = Instant::now();
-    let mismatches = w.expected.check(&StoreState::new(&store)).map_err(e)?;
+    let mismatches = w.expected.check(&StoreState::new(store)).map_err(engine)?;
     let summary = w.expected.summary();
     step(
         "check against the rules",
@@ -204,26 +247,15 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
             mismatches.len()
         ),
     );
-    if let Some(m) = mismatches.first() {
-        return Err(format!("{} mismatches, first: {m}", mismatches.len()));
+    match mismatches.first() {
+        Some(m) => Err(format!("{} mismatches, first: {m}", mismatches.len())),
+        None => Ok(()),
     }
-    let before_compaction = store.snapshot("lines").map_err(e)?.version().version;
+}
 
-    // 4. Full compaction (i8 codes built for lines and words).
+/// 5. Queries with filters, and the deleted receipts invisible.
+fn query(w: &Workload, words: &Snapshot, lines: &Snapshot, seed: u64) -> Result<(), String> {
     let t = Instant::now();
-    for c in ["lines", "words"] {
-        store.compact(c).map_err(e)?;
-    }
-    step(
-        "compact lines and words",
-        t,
-        format!("store now {}", mb(dir_bytes(store_dir))),
-    );
-
-    // 5. Queries with filters.
-    let t = Instant::now();
-    let words = store.snapshot("words").map_err(e)?;
-    let lines = store.snapshot("lines").map_err(e)?;
     let probe = &w
         .expected
         .receipts
@@ -239,15 +271,15 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
             filter: Some(&in_receipt),
             include: Include::default(),
         })
-        .map_err(e)?;
+        .map_err(engine)?;
     let validated = words
         .count(Some(&filter(r#"{"label_status": "validated"}"#)?))
-        .map_err(e)?;
+        .map_err(engine)?;
     let totals_rows = lines
         .count(Some(&filter(
             r#"{"valid_labels_array": {"$contains": "GRAND_TOTAL"}}"#,
         )?))
-        .map_err(e)?;
+        .map_err(engine)?;
     let merchant = nearest
         .first()
         .and_then(|h| h.metadata.as_ref())
@@ -262,7 +294,7 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
                 &Filter::parse(&serde_json::json!({ "merchant_name": m }).to_string())
                     .map_err(|x| x.to_string())?,
             ))
-            .map_err(e)?,
+            .map_err(engine)?,
         None => 0,
     };
     step(
@@ -290,27 +322,42 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
     );
     for r in &w.expected.deleted {
         let f = strata_stream::ids::receipt_filter(&r.image_id, r.receipt_id);
-        if words.count(Some(&f)).map_err(e)? + lines.count(Some(&f)).map_err(e)? != 0 {
+        if words.count(Some(&f)).map_err(engine)? + lines.count(Some(&f)).map_err(engine)? != 0 {
             return Err(format!(
                 "records of deleted receipt {r:?} are still visible"
             ));
         }
     }
+    Ok(())
+}
 
-    // 6. Versions and a rollback (and forward again).
+/// 6. Versions and a rollback (and forward again) of `lines`, whose head `lines` is.
+fn rollback_and_forward(
+    store: &Store,
+    lines: &Snapshot,
+    before_compaction: u64,
+) -> Result<(), String> {
     let t = Instant::now();
-    let versions = store.versions("lines").map_err(e)?;
+    let versions = store.versions("lines").map_err(engine)?;
     let head = lines.version().version;
     let oldest = versions
         .iter()
         .map(|v| v.version)
         .min()
         .unwrap_or(before_compaction);
-    let rows_now = lines.count(None).map_err(e)?;
-    store.rollback("lines", oldest).map_err(e)?;
-    let rows_then = store.snapshot("lines").map_err(e)?.count(None).map_err(e)?;
-    store.rollback("lines", head).map_err(e)?;
-    let rows_back = store.snapshot("lines").map_err(e)?.count(None).map_err(e)?;
+    let rows_now = lines.count(None).map_err(engine)?;
+    store.rollback("lines", oldest).map_err(engine)?;
+    let rows_then = store
+        .snapshot("lines")
+        .map_err(engine)?
+        .count(None)
+        .map_err(engine)?;
+    store.rollback("lines", head).map_err(engine)?;
+    let rows_back = store
+        .snapshot("lines")
+        .map_err(engine)?
+        .count(None)
+        .map_err(engine)?;
     if rows_back != rows_now {
         return Err(format!(
             "roll forward gave {rows_back} rows, not {rows_now}"
@@ -325,13 +372,20 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
             versions.len()
         ),
     );
+    Ok(())
+}
 
-    // 7. GC and verify.
+/// 7. GC (while `snapshots` are alive), then close and verify.
+fn gc_and_verify(
+    store: Store,
+    store_dir: &Path,
+    snapshots: (Snapshot, Snapshot),
+) -> Result<(), String> {
     let t = Instant::now();
-    let gc = store.gc().map_err(e)?;
-    drop((words, lines));
-    store.close().map_err(e)?;
-    let v = verify_store(store_dir).map_err(e)?;
+    let gc = store.gc().map_err(engine)?;
+    drop(snapshots);
+    store.close().map_err(engine)?;
+    let v = verify_store(store_dir).map_err(engine)?;
     step(
         "gc + verify",
         t,
@@ -352,12 +406,5 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
     if !v.ok() {
         return Err(format!("verify found problems: {:?}", v.problems));
     }
-    println!(
-        "done in {:.1} s; store {} at {} (the seed downloaded and re-uploaded a whole \
-         snapshot per batch)",
-        t0.elapsed().as_secs_f64(),
-        mb(dir_bytes(store_dir)),
-        store_dir.display()
-    );
     Ok(())
 }
