@@ -564,6 +564,42 @@ fn read_exact_or<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), S
 /// `<f8`, 1-D or 2-D, C or Fortran order. Values must be finite. The data length must
 /// equal what the header's shape implies; it is checked before anything is allocated.
 pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> {
+    let (major, header_len, prefix) = read_npy_preamble(r, file_len)?;
+    if prefix + header_len > file_len {
+        return Err(format!(
+            "header claims {header_len} bytes but the file has only {} after the preamble",
+            file_len.saturating_sub(prefix)
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    read_exact_or(r, &mut header, "header")?;
+    let NpyHeader {
+        item,
+        fortran,
+        shape,
+    } = parse_npy_header(&header, major)?;
+    let (rows, cols) = match shape[..] {
+        [n] => (1, n),
+        [n, d] => (n, d),
+        _ => unreachable!("parse_npy_header accepts 1-D and 2-D shapes only"),
+    };
+    check_npy_data_len(&shape, (rows, cols), item, file_len - prefix - header_len)?;
+    let out = read_npy_data(r, rows, cols, item, fortran)?;
+    for (i, row) in out.iter().enumerate() {
+        if let Some(j) = row.iter().position(|x| !x.is_finite()) {
+            return Err(if shape.len() == 1 {
+                format!("element {j} is not finite ({})", row[j])
+            } else {
+                format!("row {i}, column {j}: not finite ({})", row[j])
+            });
+        }
+    }
+    Ok(NpyArray { shape, rows: out })
+}
+
+/// The preamble: magic, version, header length. Returns (major version, header length,
+/// bytes before the header).
+fn read_npy_preamble<R: Read>(r: &mut R, file_len: u64) -> Result<(u8, u64, u64), String> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if file_len < 10 {
         return Err(format!(
@@ -593,23 +629,30 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             ))
         }
     };
-    if prefix + header_len > file_len {
-        return Err(format!(
-            "header claims {header_len} bytes but the file has only {} after the preamble",
-            file_len.saturating_sub(prefix)
-        ));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    read_exact_or(r, &mut header, "header")?;
+    Ok((major, header_len, prefix))
+}
+
+/// What a `.npy` header says.
+struct NpyHeader {
+    /// Bytes per value (4 or 8).
+    item: usize,
+    /// Column-major data.
+    fortran: bool,
+    /// One or two dimensions.
+    shape: Vec<usize>,
+}
+
+/// The header dictionary of a version `major` file.
+fn parse_npy_header(header: &[u8], major: u8) -> Result<NpyHeader, String> {
     if major < 3 && !header.is_ascii() {
         return Err(format!(
             "header of a version {major} file is not ASCII (only version 3 headers are UTF-8)"
         ));
     }
-    if major == 3 && std::str::from_utf8(&header).is_err() {
+    if major == 3 && std::str::from_utf8(header).is_err() {
         return Err("header is not valid UTF-8".into());
     }
-    let mut p = PyParser { s: &header, i: 0 };
+    let mut p = PyParser { s: header, i: 0 };
     let Py::Dict(dict) = p.value(0)? else {
         return Err("malformed header: not a dictionary".into());
     };
@@ -653,12 +696,20 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             shape_text(&shape)
         ));
     }
-    let (rows, cols) = match shape[..] {
-        [n] => (1, n),
-        [n, d] => (n, d),
-        _ => unreachable!("checked above"),
-    };
-    let data_len = file_len - prefix - header_len;
+    Ok(NpyHeader {
+        item,
+        fortran,
+        shape,
+    })
+}
+
+/// The data must be exactly what the shape implies (checked before anything is allocated).
+fn check_npy_data_len(
+    shape: &[usize],
+    (rows, cols): (usize, usize),
+    item: usize,
+    data_len: u64,
+) -> Result<(), String> {
     let needed = (rows as u64)
         .checked_mul(cols as u64)
         .and_then(|n| n.checked_mul(item as u64));
@@ -668,18 +719,29 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             return Err(format!(
                 "{} bytes after the data of shape {} (expected {n} bytes of data)",
                 data_len - n,
-                shape_text(&shape)
+                shape_text(shape)
             ))
         }
         _ => {
             return Err(format!(
                 "header claims shape {} of {}-byte floats ({} bytes) but the file holds only {data_len} bytes of data",
-                shape_text(&shape),
+                shape_text(shape),
                 item,
                 needed.map_or("more than 2^64".to_string(), |n| n.to_string())
             ))
         }
     }
+    Ok(())
+}
+
+/// `rows × cols` values of `item` bytes, row-major or column-major, as rows of f32.
+fn read_npy_data<R: Read>(
+    r: &mut R,
+    rows: usize,
+    cols: usize,
+    item: usize,
+    fortran: bool,
+) -> Result<Vec<Vec<f32>>, String> {
     let decode = |b: &[u8]| -> f32 {
         if item == 4 {
             f32::from_le_bytes(b.try_into().expect("4 bytes"))
@@ -705,16 +767,7 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
             out.push(buf.chunks_exact(item).map(decode).collect());
         }
     }
-    for (i, row) in out.iter().enumerate() {
-        if let Some(j) = row.iter().position(|x| !x.is_finite()) {
-            return Err(if shape.len() == 1 {
-                format!("element {j} is not finite ({})", row[j])
-            } else {
-                format!("row {i}, column {j}: not finite ({})", row[j])
-            });
-        }
-    }
-    Ok(NpyArray { shape, rows: out })
+    Ok(out)
 }
 
 /// The bytes of a `.npy` file (version 1, `<f4`, C order) holding `rows`: for tests and
