@@ -1907,36 +1907,7 @@ impl Gen {
             return run_id;
         };
         let (image, rid) = (&key.image_id, key.receipt_id);
-        let lines: Vec<LineInput> = st
-            .lines
-            .values()
-            .map(|l| LineInput {
-                image_id: image.clone(),
-                receipt_id: rid,
-                line_id: l.id,
-                text: l.text.clone(),
-                bounding_box: l.bbox,
-                confidence: l.confidence,
-            })
-            .collect();
-        let words: Vec<WordInput> = st
-            .words
-            .values()
-            .map(|w| WordInput {
-                image_id: image.clone(),
-                receipt_id: rid,
-                line_id: w.line_id,
-                word_id: w.id,
-                text: w.text.clone(),
-                corners: corners(&w.bbox),
-                bounding_box: w.bbox,
-                confidence: w.confidence,
-                extracted_data: w.extracted.as_ref().map(|(kind, value)| ExtractedData {
-                    kind: kind.clone(),
-                    value: Some(value.clone()),
-                }),
-            })
-            .collect();
+        let (lines, words) = run_inputs(key, &st);
         let labels: Vec<LabelView> = st.labels.values().map(LabelM::view).collect();
         let sections: Vec<SectionView> = st.sections.values().map(SectionM::view).collect();
         let merchant = st.place.as_ref().map(|p| p.merchant_name.as_str());
@@ -2200,10 +2171,28 @@ impl Gen {
         self.recreated.push(key.clone());
     }
 
+    /// One round of edits of a receipt: `i` (the receipt's position) and `round` pick which.
     fn edit_receipt(&mut self, key: &ReceiptKey, i: usize, round: usize, rng: &mut Rng) {
         let Some(st) = self.receipts.get(key).cloned() else {
             return;
         };
+        self.edit_labels(key, &st, i, round, rng);
+        self.edit_place(key, &st, i, rng);
+        self.edit_sections(key, &st, i, rng);
+        self.remove_rows(key, &st, i, rng);
+        self.edit_receipt_item(key, &st, i);
+    }
+
+    /// Labels: MODIFY (review, audit), REMOVE of one of several labels of a word, INSERT
+    /// after the run.
+    fn edit_labels(
+        &mut self,
+        key: &ReceiptKey,
+        st: &ReceiptState,
+        i: usize,
+        round: usize,
+        rng: &mut Rng,
+    ) {
         // Label MODIFY: PENDING → VALID / INVALID (review), later rounds VALID → INVALID.
         let mut pending: Vec<LabelM> = st
             .labels
@@ -2272,6 +2261,11 @@ impl Gen {
                 }
             }
         }
+    }
+
+    /// The place: a merchant change with a field set to NULL, a change of ignored fields,
+    /// removal.
+    fn edit_place(&mut self, key: &ReceiptKey, st: &ReceiptState, i: usize, rng: &mut Rng) {
         // Place: merchant change with a field set to NULL; a change of ignored fields;
         // removal.
         if let Some(p) = &st.place {
@@ -2296,6 +2290,10 @@ impl Gen {
                 self.remove_place(key);
             }
         }
+    }
+
+    /// Sections: MODIFY (status / confidence, or lines), MODIFY of ignored fields, REMOVE.
+    fn edit_sections(&mut self, key: &ReceiptKey, st: &ReceiptState, i: usize, rng: &mut Rng) {
         // Sections: MODIFY (status / confidence, or lines), MODIFY of ignored fields,
         // REMOVE.
         let types: Vec<String> = st.sections.keys().cloned().collect();
@@ -2333,6 +2331,10 @@ impl Gen {
                 self.remove_section(key, t);
             }
         }
+    }
+
+    /// Single words and single-line rows removed (their labels and words first).
+    fn remove_rows(&mut self, key: &ReceiptKey, st: &ReceiptState, i: usize, rng: &mut Rng) {
         // A single word (its labels first).
         if i % 3 == 2 {
             let candidates: Vec<(u32, u32)> = st
@@ -2368,6 +2370,10 @@ impl Gen {
                 self.remove_line(key, l);
             }
         }
+    }
+
+    /// A RECEIPT MODIFY, and letters removed on their own.
+    fn edit_receipt_item(&mut self, key: &ReceiptKey, st: &ReceiptState, i: usize) {
         // A RECEIPT MODIFY (the stream ignores it).
         if i.is_multiple_of(5) {
             if let Some(mut r) = st.receipt.clone() {
@@ -2569,6 +2575,43 @@ fn place_values(key: &ReceiptKey, place: Option<&PlaceM>) -> Vec<(String, Option
         .iter()
         .map(|k| (k.to_string(), set.get(*k).cloned()))
         .collect()
+}
+
+/// The embed-time inputs of a receipt's lines and words, as the producer reads them from
+/// the table.
+fn run_inputs(key: &ReceiptKey, st: &ReceiptState) -> (Vec<LineInput>, Vec<WordInput>) {
+    let (image, rid) = (&key.image_id, key.receipt_id);
+    let lines: Vec<LineInput> = st
+        .lines
+        .values()
+        .map(|l| LineInput {
+            image_id: image.clone(),
+            receipt_id: rid,
+            line_id: l.id,
+            text: l.text.clone(),
+            bounding_box: l.bbox,
+            confidence: l.confidence,
+        })
+        .collect();
+    let words: Vec<WordInput> = st
+        .words
+        .values()
+        .map(|w| WordInput {
+            image_id: image.clone(),
+            receipt_id: rid,
+            line_id: w.line_id,
+            word_id: w.id,
+            text: w.text.clone(),
+            corners: corners(&w.bbox),
+            bounding_box: w.bbox,
+            confidence: w.confidence,
+            extracted_data: w.extracted.as_ref().map(|(kind, value)| ExtractedData {
+                kind: kind.clone(),
+                value: Some(value.clone()),
+            }),
+        })
+        .collect();
+    (lines, words)
 }
 
 #[cfg(test)]
