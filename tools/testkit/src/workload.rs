@@ -1046,10 +1046,57 @@ fn confidence(rng: &mut Rng, low: usize) -> f64 {
 fn plan_receipt(rng: &mut Rng, key: &ReceiptKey, merchant: usize, items: usize, ms: i64) -> Plan {
     let m = &MERCHANTS[merchant % MERCHANTS.len()];
     let secs = ms.div_euclid(1000);
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
-    let t = secs.rem_euclid(86_400);
+    let date = civil(secs.div_euclid(86_400));
+    let rows = receipt_rows(rng, m, date, secs.rem_euclid(86_400), items);
+    let (lines, words) = lay_out(rng, m, date, &rows);
+    let sections = plan_sections(rng, &lines);
+    let labels = plan_labels(rng, &words);
+    let place = PlaceM {
+        place_id: format!("ChIJ{}", rng.base62(23)),
+        merchant_name: m.place_name.to_string(),
+        merchant_category: Some(m.category.to_string()),
+        formatted_address: Some(format!("{}, {}, USA", m.street, m.city)),
+        phone_number: Some(m.phone.to_string()),
+        website: Some(format!("https://{}/", m.website)),
+        latitude: m.lat,
+        longitude: m.lng,
+        confidence: confidence(rng, 70),
+        timestamp: String::new(),
+    };
+    let receipt = ReceiptM {
+        width: 800 + rng.below(800),
+        height: 1800 + rng.below(1600),
+        timestamp_added: iso(ms),
+        raw_key: format!("raw/{}_RECEIPT_{:05}.png", key.image_id, key.receipt_id),
+        sha256: rng.hex(64),
+        cdn_key: None,
+    };
+    Plan {
+        key: key.clone(),
+        merchant,
+        receipt,
+        lines,
+        words,
+        place,
+        place_early: rng.chance(1, 2),
+        sections,
+        labels,
+    }
+}
+
+/// A line of a receipt before layout: text, left edge, width, what it is.
+type Cell = (String, f64, f64, Kind);
+
+/// The receipt's rows, top to bottom: header, `items` items (a quantity line above some),
+/// totals, payment and footer; `t` is the time of day in seconds.
+fn receipt_rows(
+    rng: &mut Rng,
+    m: &Merchant,
+    (y, mo, d): (i64, u32, u32),
+    t: i64,
+    items: usize,
+) -> Vec<Vec<Cell>> {
     let phone_word = m.phone.replace(['(', ')'], "").replace(' ', "-");
-    type Cell = (String, f64, f64, Kind);
     let cell = |text: &str, x: f64, w: f64, kind: Kind| -> Cell { (text.to_string(), x, w, kind) };
     let mut rows: Vec<Vec<Cell>> = vec![
         vec![cell(m.header, 0.28, 0.44, Kind::Merchant)],
@@ -1121,6 +1168,16 @@ fn plan_receipt(rng: &mut Rng, key: &ReceiptKey, merchant: usize, items: usize, 
     )]);
     rows.push(vec![cell(m.website, 0.25, 0.50, Kind::Url)]);
 
+    rows
+}
+
+/// Lines and words of `rows`, with their geometry and what the OCR extracted.
+fn lay_out(
+    rng: &mut Rng,
+    m: &Merchant,
+    (_, mo, d): (i64, u32, u32),
+    rows: &[Vec<Cell>],
+) -> (Vec<LineM>, Vec<WordM>) {
     // Geometry: rows evenly spaced from the top; a row's second line sits slightly higher
     // (still within the first one's span, so the two group into one visual row).
     let step = 0.92 / rows.len() as f64;
@@ -1176,9 +1233,14 @@ fn plan_receipt(rng: &mut Rng, key: &ReceiptKey, merchant: usize, items: usize, 
         }
     }
 
+    (lines, words)
+}
+
+/// The receipt's sections, each with whether it arrives before the run.
+fn plan_sections(rng: &mut Rng, lines: &[LineM]) -> Vec<(SectionM, bool)> {
     // Sections: one per section type, then the variants that exercise the rules.
     let mut by_type: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for l in &lines {
+    for l in lines {
         by_type.entry(l.kind.section()).or_default().push(l.id);
     }
     let lines_of = |pred: &dyn Fn(Kind) -> bool| -> Vec<u32> {
@@ -1255,17 +1317,20 @@ fn plan_receipt(rng: &mut Rng, key: &ReceiptKey, merchant: usize, items: usize, 
             a.status = None;
         }
     }
-    let sections = sections
+    sections
         .into_values()
         .map(|x| {
             let early = !rng.chance(1, 3);
             (x, early)
         })
-        .collect();
+        .collect()
+}
 
+/// The receipt's word labels, each with whether it arrives before the run.
+fn plan_labels(rng: &mut Rng, words: &[WordM]) -> Vec<(LabelM, bool)> {
     // Labels: by what the word is; some words carry several.
     let mut labels = Vec::new();
-    for w in &words {
+    for w in words {
         let specs: &[(&str, bool, usize)] = match w.kind {
             Kind::Merchant => &[("MERCHANT_NAME", false, 90)],
             Kind::Address => &[("ADDRESS_LINE", false, 80)],
@@ -1309,38 +1374,7 @@ fn plan_receipt(rng: &mut Rng, key: &ReceiptKey, merchant: usize, items: usize, 
             labels.push((label, early));
         }
     }
-
-    let place = PlaceM {
-        place_id: format!("ChIJ{}", rng.base62(23)),
-        merchant_name: m.place_name.to_string(),
-        merchant_category: Some(m.category.to_string()),
-        formatted_address: Some(format!("{}, {}, USA", m.street, m.city)),
-        phone_number: Some(m.phone.to_string()),
-        website: Some(format!("https://{}/", m.website)),
-        latitude: m.lat,
-        longitude: m.lng,
-        confidence: confidence(rng, 70),
-        timestamp: String::new(),
-    };
-    let receipt = ReceiptM {
-        width: 800 + rng.below(800),
-        height: 1800 + rng.below(1600),
-        timestamp_added: iso(ms),
-        raw_key: format!("raw/{}_RECEIPT_{:05}.png", key.image_id, key.receipt_id),
-        sha256: rng.hex(64),
-        cdn_key: None,
-    };
-    Plan {
-        key: key.clone(),
-        merchant,
-        receipt,
-        lines,
-        words,
-        place,
-        place_early: rng.chance(1, 2),
-        sections,
-        labels,
-    }
+    labels
 }
 
 // ---------------------------------------------------------------------------------------
