@@ -5,16 +5,15 @@
 //! output is durable, and the disk must have twice the inputs free before anything starts.
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::BufWriter;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use strata_formats::{History, RowInput, RowMeta, SegmentRef, SegmentWriter, Seq, ShadowEntry};
 
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, now_ms};
-use crate::layout::Layout;
+use crate::layout;
 use crate::resolve::Entry;
 use crate::segment::{MappedSegment, RowSet};
 use crate::snapshot::{history_error, SegmentSlot, Snapshot, SnapshotState};
@@ -128,15 +127,11 @@ const CHUNK: usize = 2048;
 
 impl Store {
     fn check_space(&self, input_bytes: u64) -> Result<()> {
-        let available = match self.options.free_space_override {
-            Some(bytes) => bytes,
-            None => fs4::available_space(&self.layout.root)
-                .map_err(Error::io("free space of", &self.layout.root))?,
-        };
+        let available = self.storage.available_space()?;
         let needed = input_bytes.saturating_mul(2);
         if available < needed {
             return Err(Error::NoSpace {
-                path: self.layout.root.clone(),
+                path: self.root.clone(),
                 needed,
                 available,
             });
@@ -152,8 +147,9 @@ impl Store {
         shadows: Vec<ShadowEntry>,
         histories: Vec<History>,
     ) -> Result<Option<(SegmentSlot, SegmentRef, u64)>> {
-        let temp = fsutil::temp_path(&self.layout.tmp(), "segment");
-        let file = File::create(&temp).map_err(Error::io("create", &temp))?;
+        let file = self.storage.create_temp("segment")?;
+        let temp = file.temp().clone();
+        let location = self.storage.location(temp.path());
         let mut w = SegmentWriter::new(
             BufWriter::with_capacity(1 << 20, file),
             state.info.dims,
@@ -175,7 +171,7 @@ impl Store {
         let n = w.rows();
         if n == 0 && shadows.is_empty() {
             drop(w);
-            let _ = std::fs::remove_file(&temp);
+            self.storage.discard_temp(&temp);
             return Ok(None);
         }
         for s in shadows {
@@ -187,17 +183,16 @@ impl Store {
         let (out, len) = w.finish().map_err(|e| match e {
             strata_formats::segment::SegmentWriteError::Io(source) => Error::Io {
                 op: "write segment",
-                path: temp.clone(),
+                path: location.clone(),
                 source,
             },
             other => Error::invalid("segment", other.to_string()),
         })?;
         let file = out
             .into_inner()
-            .map_err(|e| Error::io("flush", &temp)(e.into_error()))?;
-        file.sync_all().map_err(Error::io("fsync", &temp))?;
-        drop(file);
-        let name = self.publish_numbered(&temp, &self.layout.segments(), Layout::segment_name)?;
+            .map_err(|e| Error::io("flush", &location)(e.into_error()))?;
+        let temp = file.finish()?;
+        let name = self.publish_numbered(&temp, layout::SEGMENTS, layout::segment_name)?;
         let seg = self.map_segment(&name)?;
         let slot = SegmentSlot {
             dead: RowSet::new(seg.rows()),

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use strata_formats::FormatError;
+use strata_storage::layout::NameError;
+use strata_storage::StorageError;
 
 /// An engine error.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +117,22 @@ impl Error {
             what: what.into(),
             detail: detail.into(),
         }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Error {
+        match e {
+            StorageError::Io { op, path, source } => Error::Io { op, path, source },
+            StorageError::InvalidName(n) => n.into(),
+            other => Error::invalid("storage path", other.to_string()),
+        }
+    }
+}
+
+impl From<NameError> for Error {
+    fn from(e: NameError) -> Error {
+        Error::invalid(e.what, format!("{:?}: {}", e.name, e.rule))
     }
 }
 

@@ -3,12 +3,12 @@
 //! period. GC follows references, never age alone.
 
 use std::collections::HashSet;
-use std::fs;
-use std::path::Path;
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
-use crate::fsutil;
+use strata_storage::Metadata;
+
+use crate::error::Result;
+use crate::layout;
 use crate::store::Store;
 
 /// What a GC run did.
@@ -58,7 +58,7 @@ impl Store {
                     referenced.extend(v.deltas.iter().map(|d| d.file.clone()));
                 } else {
                     c.delete_version(&info.name, v.version);
-                    dropped_files.push(self.layout.version_file(&info.name, v.version));
+                    dropped_files.push(layout::version_file(&info.name, v.version));
                     report.versions_dropped += 1;
                 }
             }
@@ -76,27 +76,18 @@ impl Store {
             self.remove_counted(&path, &mut report)?;
         }
         let grace = self.options.gc_grace;
-        let old_enough = |path: &Path| -> Result<bool> {
-            let meta = fs::metadata(path).map_err(Error::io("stat", path))?;
-            let modified = meta.modified().map_err(Error::io("stat", path))?;
-            Ok(SystemTime::now()
-                .duration_since(modified)
-                .is_ok_and(|age| age >= grace))
+        let old_enough = |meta: &Metadata| {
+            SystemTime::now()
+                .duration_since(meta.modified)
+                .is_ok_and(|age| age >= grace)
         };
-        for dir in [
-            self.layout.segments(),
-            self.layout.deltas(),
-            self.layout.tmp(),
-        ] {
-            for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-                let entry = entry.map_err(Error::io("list", &dir))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if referenced.contains(&name) {
+        for dir in [layout::SEGMENTS, layout::DELTAS, layout::TMP] {
+            for entry in self.storage.list(dir)? {
+                if referenced.contains(&entry.name) {
                     continue;
                 }
-                let path = entry.path();
-                if old_enough(&path)? {
-                    self.remove_counted(&path, &mut report)?;
+                if old_enough(&entry.meta) {
+                    self.remove_counted(&layout::join(dir, &entry.name), &mut report)?;
                 } else {
                     report.files_in_grace += 1;
                 }
@@ -105,45 +96,38 @@ impl Store {
         // Ingested inbox files: their content lives on as a registered delta.
         let mut forget = w.manifest.begin();
         for name in w.manifest.ingested_all()? {
-            let path = self.layout.inbox().join(&name);
-            if !path.exists() {
-                forget.delete_ingested(&name);
-            } else if old_enough(&path)? {
-                self.remove_counted(&path, &mut report)?;
-                forget.delete_ingested(&name);
-            } else {
-                report.files_in_grace += 1;
+            let path = layout::inbox_file(&name);
+            match self.storage.stat(&path)? {
+                None => forget.delete_ingested(&name),
+                Some(meta) if old_enough(&meta) => {
+                    self.remove_counted(&path, &mut report)?;
+                    forget.delete_ingested(&name);
+                }
+                Some(_) => report.files_in_grace += 1,
             }
         }
         forget.commit(w.epoch)?;
         // Version directories of dropped collections.
-        let root = self.layout.versions_root();
-        for entry in fs::read_dir(&root).map_err(Error::io("list", &root))? {
-            let entry = entry.map_err(Error::io("list", &root))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !names.contains(name.as_str()) && !self.layout.head(&name).exists() {
-                for f in fs::read_dir(entry.path()).map_err(Error::io("list", entry.path()))? {
-                    let f = f.map_err(Error::io("list", entry.path()))?;
-                    self.remove_counted(&f.path(), &mut report)?;
+        for entry in self.storage.list(layout::VERSIONS)? {
+            let name = entry.name;
+            if !names.contains(name.as_str()) && !self.storage.exists(&layout::head(&name))? {
+                let dir = layout::versions(&name);
+                for f in self.storage.list(&dir)? {
+                    self.remove_counted(&layout::join(&dir, &f.name), &mut report)?;
                 }
-                fs::remove_dir(entry.path()).map_err(Error::io("remove", entry.path()))?;
+                self.storage.remove_dir(&dir)?;
             }
         }
         Ok(report)
     }
 
-    fn remove_counted(&self, path: &Path, report: &mut GcReport) -> Result<()> {
-        let len = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("stat", path)(e)),
+    fn remove_counted(&self, path: &str, report: &mut GcReport) -> Result<()> {
+        let Some(meta) = self.storage.stat(path)? else {
+            return Ok(());
         };
-        fs::remove_file(path).map_err(Error::io("remove", path))?;
-        if let Some(dir) = path.parent() {
-            fsutil::sync_dir(dir)?;
-        }
+        self.storage.remove(path)?;
         report.files_deleted += 1;
-        report.bytes_freed += len;
+        report.bytes_freed += meta.len;
         Ok(())
     }
 }

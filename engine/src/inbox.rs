@@ -1,13 +1,12 @@
 //! Inbox ingestion: producers that are not the writer drop sealed delta files into
 //! `inbox/`; the writer registers each one exactly once (the inbox name is recorded in the
 //! same manifest batch as the version that registers it). Torn and corrupt files are
-//! reported and left where they are; nothing is deleted here.
+//! reported and left where they are; nothing is deleted here. The producer side is
+//! [`strata_storage::inbox`].
 
-use std::fs;
-
-use crate::error::{Error, Result};
-use crate::fsutil::{self, now_ms};
-use crate::layout::Layout;
+use crate::clock::now_ms;
+use crate::error::Result;
+use crate::layout;
 use crate::store::{validate, Store};
 
 /// What an inbox ingestion did.
@@ -27,11 +26,11 @@ impl Store {
     /// Register every new sealed delta in the inbox, oldest name first.
     pub fn ingest_inbox(&self) -> Result<IngestReport> {
         let w = self.writer("ingest_inbox")?;
-        let dir = self.layout.inbox();
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .map_err(Error::io("list", &dir))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+        let mut names: Vec<String> = self
+            .storage
+            .list(layout::INBOX)?
+            .into_iter()
+            .map(|e| e.name)
             .filter(|n| n.ends_with(".delta"))
             .collect();
         names.sort();
@@ -41,8 +40,8 @@ impl Store {
                 report.already += 1;
                 continue;
             }
-            let path = dir.join(&name);
-            let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
+            let path = layout::inbox_file(&name);
+            let bytes = self.storage.read(&path)?;
             let delta = match strata_formats::decode_delta(&bytes) {
                 Ok(d) if d.is_sealed() => d,
                 // No seal, or cut short inside the header: a producer died mid-write.
@@ -73,15 +72,13 @@ impl Store {
                 report.failed.push((name, format!("record {i}: {why}")));
                 continue;
             }
+            // Linked, not copied, into deltas/; the link fsyncs the directory.
             let file = loop {
-                let file = Layout::delta_name(self.alloc_file());
-                match fs::hard_link(&path, self.layout.deltas().join(&file)) {
-                    Ok(()) => break file,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(Error::io("link", &path)(e)),
+                let file = layout::delta_name(self.alloc_file());
+                if self.storage.link(&path, &layout::delta(&file))? {
+                    break file;
                 }
             };
-            fsutil::sync_dir(&self.layout.deltas())?;
             let receipt = self.register_delta(
                 snap,
                 file.clone(),

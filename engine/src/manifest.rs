@@ -4,14 +4,20 @@
 //! Commit is one synced `WriteBatch`; a version record is written once and never changed.
 //! Before every commit the writer's epoch is compared with the lease's: a writer whose
 //! epoch is no longer current commits nothing (fencing).
+//!
+//! The manifest needs a real directory: `manifest/` under a store's local root, or — for a
+//! store without one ([`strata_storage::MemoryStorage`]) — a path named after the store's
+//! location in the process's in-memory RocksDB environment, where reopening finds it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, Env, IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 use strata_formats::VersionRecord;
+use strata_storage::{layout, Storage};
 
 use crate::error::{Error, Result};
 use crate::snapshot::CollectionInfo;
@@ -96,6 +102,9 @@ fn prefix(collection: &str) -> Vec<u8> {
 pub struct Manifest {
     db: DB,
     path: PathBuf,
+    /// Whether it lives in the in-memory environment, whose WAL files cannot be synced on
+    /// demand (synced write batches work there as anywhere).
+    in_memory: bool,
 }
 
 /// The changes of one commit, applied atomically by [`Manifest::commit`].
@@ -132,23 +141,62 @@ impl Manifest {
     /// Open read-write, creating the database if missing. Fails if another process (or
     /// another open in this process) holds it.
     pub fn open(path: &Path) -> Result<Manifest> {
+        Self::open_with(path, Self::options())
+    }
+
+    fn open_with(path: &Path, options: Options) -> Result<Manifest> {
         let cfs = ALL_CFS
             .iter()
             .map(|n| ColumnFamilyDescriptor::new(*n, Self::cf_options()));
-        let db = DB::open_cf_descriptors(&Self::options(), path, cfs)?;
+        let db = DB::open_cf_descriptors(&options, path, cfs)?;
         Ok(Manifest {
             db,
             path: path.to_path_buf(),
+            in_memory: false,
         })
     }
 
     /// Open read-only (works while a writer holds the database; sees its flushed state).
     pub fn open_read_only(path: &Path) -> Result<Manifest> {
-        let db = DB::open_cf_for_read_only(&Options::default(), path, ALL_CFS, false)?;
+        Self::open_read_only_with(path, Options::default())
+    }
+
+    fn open_read_only_with(path: &Path, options: Options) -> Result<Manifest> {
+        let db = DB::open_cf_for_read_only(&options, path, ALL_CFS, false)?;
         Ok(Manifest {
             db,
             path: path.to_path_buf(),
+            in_memory: false,
         })
+    }
+
+    /// [`Manifest::open`] for the store in `storage`: `manifest/` under its local root, or
+    /// in the in-memory environment when it has none (see the module documentation).
+    pub fn open_on(storage: &dyn Storage) -> Result<Manifest> {
+        match storage.local_root() {
+            Some(root) => Self::open(&root.join(layout::MANIFEST)),
+            None => {
+                let mut options = Self::options();
+                options.set_env(memory_env()?);
+                let mut m = Self::open_with(&memory_path(storage), options)?;
+                m.in_memory = true;
+                Ok(m)
+            }
+        }
+    }
+
+    /// [`Manifest::open_read_only`] for the store in `storage`.
+    pub fn open_read_only_on(storage: &dyn Storage) -> Result<Manifest> {
+        match storage.local_root() {
+            Some(root) => Self::open_read_only(&root.join(layout::MANIFEST)),
+            None => {
+                let mut options = Options::default();
+                options.set_env(memory_env()?);
+                let mut m = Self::open_read_only_with(&memory_path(storage), options)?;
+                m.in_memory = true;
+                Ok(m)
+            }
+        }
     }
 
     /// The database's directory.
@@ -306,7 +354,7 @@ impl Manifest {
 
     /// Flush memtables and the WAL to disk.
     pub fn flush(&self) -> Result<()> {
-        self.db.flush_wal(true)?;
+        self.db.flush_wal(!self.in_memory)?;
         self.db.flush()?;
         Ok(())
     }
@@ -318,6 +366,28 @@ impl Manifest {
             c: Commit::default(),
         }
     }
+}
+
+/// RocksDB's in-memory environment, one per process: the manifests of all stores without a
+/// local directory live in it, each under its own path, for as long as the process runs
+/// (they are small; tests are their only users).
+fn memory_env() -> Result<&'static Env> {
+    static ENV: OnceLock<std::result::Result<Env, String>> = OnceLock::new();
+    ENV.get_or_init(|| Env::mem_env().map_err(|e| e.into_string()))
+        .as_ref()
+        .map_err(|e| Error::Manifest(format!("in-memory environment: {e}")))
+}
+
+/// The manifest's path in the in-memory environment: absolute (the environment requires
+/// it), named by the store's location, which a recovered `MemoryStorage` keeps.
+fn memory_path(storage: &dyn Storage) -> PathBuf {
+    Path::new("/").join(
+        storage
+            .location(layout::MANIFEST)
+            .to_string_lossy()
+            .replace(':', "")
+            .trim_start_matches('/'),
+    )
 }
 
 /// Accumulates the changes of one commit.

@@ -2,14 +2,13 @@
 //! per-key equality index that lets `image_id = X AND receipt_id = N` skip a scan.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use memmap2::{Mmap, UncheckedAdvice};
 use strata_formats::{
     History, MetaValue, Quantization, Scalar, SegmentLayout, SegmentView, Seq, ShadowEntry,
 };
+use strata_storage::{layout as paths, FileBytes, Storage};
 
 use crate::error::{Error, Result};
 
@@ -47,7 +46,8 @@ pub type EqIndex = HashMap<IndexKey, Vec<u32>>;
 pub struct MappedSegment {
     path: PathBuf,
     name: String,
-    mmap: Mmap,
+    /// The whole file, mapped (see `LocalStorage::map` for why the map stays valid).
+    bytes: FileBytes,
     layout: SegmentLayout,
     shadow: HashMap<String, ShadowEntry>,
     history: Vec<History>,
@@ -68,27 +68,22 @@ impl std::fmt::Debug for MappedSegment {
 }
 
 impl MappedSegment {
-    /// Map a segment file, parse its header and table, and (when `verify`) check every
-    /// block's crc so that no read can ever return corrupt data unnoticed.
-    pub fn open(path: &Path, verify: bool) -> Result<MappedSegment> {
-        let file = File::open(path).map_err(Error::io("open segment", path))?;
-        // SAFETY: segment files are immutable once published: strata never writes,
-        // truncates or renames over a published segment (fsutil::publish_new refuses to
-        // replace), and GC unlinks a file only after no retained version or live snapshot
-        // references it, which keeps the mapping valid on local filesystems (the inode
-        // lives while mapped) and on NFS (silly-rename). The map is owned by this struct,
-        // and every slice handed out borrows `self`, so no slice outlives the map.
-        // Alignment: the map starts on a page boundary, blocks are 64-byte aligned.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(Error::io("map segment", path))?;
-        let layout = SegmentLayout::parse(&mmap).map_err(Error::format(path))?;
-        let view = SegmentView::new(&mmap, &layout).map_err(Error::format(path))?;
+    /// Map the segment file at `path` in `storage` (segment files are immutable once
+    /// published, which is what [`Storage::map`] needs), parse its header and table, and
+    /// (when `verify`) check every block's crc so that no read can ever return corrupt
+    /// data unnoticed. Blocks are 64-byte aligned; so is the start of the map.
+    pub fn open(storage: &dyn Storage, path: &str, verify: bool) -> Result<MappedSegment> {
+        let bytes = storage.map(path)?;
+        let location = storage.location(path);
+        let layout = SegmentLayout::parse(&bytes).map_err(Error::format(&location))?;
+        let view = SegmentView::new(&bytes, &layout).map_err(Error::format(&location))?;
         let (shadow, history) = if verify {
             view.verify_and_decode()
         } else {
             view.shadow().and_then(|s| Ok((s, view.history()?)))
         }
-        .map_err(Error::format(path))?;
-        release(&mmap);
+        .map_err(Error::format(&location))?;
+        bytes.release_pages();
         let shadow = shadow.into_iter().map(|s| (s.id.clone(), s)).collect();
         let history_by_id = history
             .iter()
@@ -97,12 +92,9 @@ impl MappedSegment {
             .collect();
         let min_history_through = history.iter().map(|h| h.through).min();
         Ok(MappedSegment {
-            path: path.to_path_buf(),
-            name: path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            mmap,
+            path: location,
+            name: paths::file_name(path).to_string(),
+            bytes,
             layout,
             shadow,
             history,
@@ -118,10 +110,10 @@ impl MappedSegment {
     /// back in on the next read). Compaction calls it after streaming a segment once, so a
     /// merge does not hold every input and output page at the same time.
     pub fn release_pages(&self) {
-        release(&self.mmap);
+        self.bytes.release_pages();
     }
 
-    /// The file's path.
+    /// Where the file is ([`Storage::location`]).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -133,7 +125,7 @@ impl MappedSegment {
 
     /// A zero-copy view.
     pub fn view(&self) -> SegmentView<'_> {
-        SegmentView::new(&self.mmap, &self.layout).expect("layout was parsed from this map")
+        SegmentView::new(&self.bytes, &self.layout).expect("layout was parsed from this map")
     }
 
     /// Number of rows.
@@ -257,15 +249,6 @@ fn cached_index(
         .expect("index lock")
         .insert(key.to_string(), ix.clone());
     Ok(ix)
-}
-
-fn release(mmap: &Mmap) {
-    // SAFETY: MADV_DONTNEED on a read-only, shared file mapping only discards this
-    // process's page-table entries: the next access faults the same bytes back in from the
-    // file (which is immutable, see `open`), so no borrowed slice ever observes different
-    // data. The range is the whole map, which `mmap` owns and keeps alive for this call.
-    // Failure is harmless (the pages just stay resident), so the result is ignored.
-    let _ = unsafe { mmap.unchecked_advise(UncheckedAdvice::DontNeed) };
 }
 
 /// A fixed-size set of row numbers.

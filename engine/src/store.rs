@@ -7,7 +7,6 @@
 //! [`Store::write`] is the acknowledgment.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -18,10 +17,12 @@ use strata_formats::{
     Operation, Quantization, Seq, VersionRecord,
 };
 
+use strata_storage::{publish_inbox_delta, LocalStorage, Storage, TempFile};
+
+use crate::clock::{now_ms, rfc3339};
 use crate::compaction::CompactionPolicy;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, now_ms};
-use crate::layout::{check_collection_name, Layout};
+use crate::layout::{self, check_collection_name};
 use crate::manifest::{Lease, Manifest};
 use crate::segment::MappedSegment;
 use crate::snapshot::{CollectionInfo, Snapshot, SnapshotState};
@@ -43,9 +44,6 @@ pub struct StoreOptions {
     pub policy: CompactionPolicy,
     /// Check every block crc of a segment when it is first mapped (default true).
     pub verify_on_open: bool,
-    /// Pretend the disk has this many bytes free (tests of the free-space check).
-    #[doc(hidden)]
-    pub free_space_override: Option<u64>,
 }
 
 impl Default for StoreOptions {
@@ -61,7 +59,6 @@ impl Default for StoreOptions {
             horizon: Duration::from_secs(48 * 3600),
             policy: CompactionPolicy::default(),
             verify_on_open: true,
-            free_space_override: None,
         }
     }
 }
@@ -113,9 +110,12 @@ pub(crate) struct Writer {
     pub epoch: u64,
 }
 
-/// A strata store: one directory, many collections.
+/// A strata store: one directory (or other [`Storage`]), many collections.
 pub struct Store {
-    pub(crate) layout: Layout,
+    /// Where the store's files live; every file operation goes through it.
+    pub(crate) storage: Arc<dyn Storage>,
+    /// The store's location (`storage.location("")`), for messages.
+    pub(crate) root: PathBuf,
     pub(crate) options: StoreOptions,
     pub(crate) writer: Option<Writer>,
     /// Serializes writes, compactions, commits and GC.
@@ -129,26 +129,29 @@ pub struct Store {
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
-            .field("root", &self.layout.root)
+            .field("root", &self.root)
             .field("writer", &self.writer.is_some())
             .finish()
     }
 }
 
-fn read_head_file(path: &Path) -> Result<Option<u64>> {
-    match fs::read_to_string(path) {
-        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
-            Error::invalid(
-                "HEAD file",
-                format!(
-                    "{}: {:?} is not a version number",
-                    path.display(),
-                    text.trim()
-                ),
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path)(e)),
+fn read_head_file(storage: &dyn Storage, path: &str) -> Result<Option<u64>> {
+    match storage.read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            text.trim().parse().map(Some).map_err(|_| {
+                Error::invalid(
+                    "HEAD file",
+                    format!(
+                        "{}: {:?} is not a version number",
+                        storage.location(path).display(),
+                        text.trim()
+                    ),
+                )
+            })
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -158,24 +161,24 @@ impl Store {
     /// Fails fast with [`Error::WriterBusy`] naming the holder if another writer has it.
     /// Bumps the fencing epoch; republishes any version file or HEAD a crash left unwritten.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
-        let layout = Layout::new(path.as_ref());
-        for dir in [
-            layout.root.clone(),
-            layout.deltas(),
-            layout.segments(),
-            layout.versions_root(),
-            layout.inbox(),
-            layout.tmp(),
-        ] {
-            fsutil::ensure_dir(&dir)?;
+        Store::open_on(Arc::new(LocalStorage::new(path.as_ref())?), options)
+    }
+
+    /// [`Store::open`] on any storage, for example a [`strata_storage::MemoryStorage`]
+    /// (the manifest then lives in RocksDB's in-memory environment, see
+    /// [`Manifest::open_on`]).
+    pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<Store> {
+        for dir in layout::STORE_DIRS {
+            storage.create_dir(dir)?;
         }
-        let manifest = match Manifest::open(&layout.manifest()) {
+        let manifest = match Manifest::open_on(&*storage) {
             Ok(m) => m,
-            Err(e) => return Err(Self::busy_error(&layout, e)),
+            Err(e) => return Err(Self::busy_error(&*storage, e)),
         };
         let lease = manifest.take_lease(&options.holder, now_ms())?;
         let store = Store {
-            layout,
+            root: storage.location(""),
+            storage,
             options,
             writer: Some(Writer {
                 manifest,
@@ -192,25 +195,25 @@ impl Store {
         Ok(store)
     }
 
-    fn busy_error(layout: &Layout, e: Error) -> Error {
+    fn busy_error(storage: &dyn Storage, e: Error) -> Error {
         let msg = e.to_string();
         if !(msg.contains("lock") || msg.contains("Resource temporarily unavailable")) {
             return e;
         }
-        match Manifest::open_read_only(&layout.manifest()).and_then(|m| m.lease()) {
+        match Manifest::open_read_only_on(storage).and_then(|m| m.lease()) {
             Ok(Some(Lease {
                 holder,
                 epoch,
                 since_ms,
                 ..
             })) => Error::WriterBusy {
-                path: layout.root.clone(),
+                path: storage.location(""),
                 holder,
-                since: fsutil::rfc3339(since_ms),
+                since: rfc3339(since_ms),
                 epoch,
             },
             _ => Error::WriterBusy {
-                path: layout.root.clone(),
+                path: storage.location(""),
                 holder: "another process".into(),
                 since: "unknown".into(),
                 epoch: 0,
@@ -230,18 +233,23 @@ impl Store {
     /// faster first read; the header and block table are still checked, and `verify` or
     /// `strata verify` checks everything.
     pub fn open_reader_with(path: impl AsRef<Path>, verify_on_open: bool) -> Result<Store> {
-        let layout = Layout::new(path.as_ref());
-        if !layout.versions_root().is_dir() {
+        Store::open_reader_on(Arc::new(LocalStorage::at(path.as_ref())), verify_on_open)
+    }
+
+    /// [`Store::open_reader_with`] on any storage.
+    pub fn open_reader_on(storage: Arc<dyn Storage>, verify_on_open: bool) -> Result<Store> {
+        if !is_store(&*storage) {
             return Err(Error::invalid(
                 "store",
                 format!(
                     "{} is not a strata store (no versions/ directory)",
-                    layout.root.display()
+                    storage.location("").display()
                 ),
             ));
         }
         Ok(Store {
-            layout,
+            root: storage.location(""),
+            storage,
             options: StoreOptions {
                 verify_on_open,
                 ..StoreOptions::default()
@@ -255,9 +263,14 @@ impl Store {
         })
     }
 
-    /// The store's root directory.
+    /// The store's root directory (its [`Storage::location`]).
     pub fn path(&self) -> &Path {
-        &self.layout.root
+        &self.root
+    }
+
+    /// The storage the store's files live in.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
     }
 
     /// The options.
@@ -285,10 +298,9 @@ impl Store {
 
     fn init_file_numbers(&self) -> Result<()> {
         let mut max = 0;
-        for dir in [self.layout.deltas(), self.layout.segments()] {
-            for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-                let entry = entry.map_err(Error::io("list", &dir))?;
-                if let Some(n) = Layout::file_number(&entry.file_name().to_string_lossy()) {
+        for dir in [layout::DELTAS, layout::SEGMENTS] {
+            for entry in self.storage.list(dir)? {
+                if let Some(n) = layout::file_number(&entry.name) {
                     max = max.max(n);
                 }
             }
@@ -304,13 +316,13 @@ impl Store {
     /// Publish `temp` as a new file in `dir` named by a fresh file number.
     pub(crate) fn publish_numbered(
         &self,
-        temp: &Path,
-        dir: &Path,
+        temp: &TempFile,
+        dir: &str,
         name: fn(u64) -> String,
     ) -> Result<String> {
         loop {
             let file = name(self.alloc_file());
-            if fsutil::publish_new(temp, &dir.join(&file))? {
+            if self.storage.publish(temp, &layout::join(dir, &file))? {
                 return Ok(file);
             }
         }
@@ -321,8 +333,8 @@ impl Store {
         for info in w.manifest.collections()? {
             if let Some(v) = w.manifest.head(&info.name)? {
                 if let Some(record) = w.manifest.version(&info.name, v)? {
-                    if read_head_file(&self.layout.head(&info.name))? != Some(v)
-                        || !self.layout.version_file(&info.name, v).exists()
+                    if read_head_file(&*self.storage, &layout::head(&info.name))? != Some(v)
+                        || !self.storage.exists(&layout::version_file(&info.name, v))?
                     {
                         self.publish_version(&record)?;
                     }
@@ -334,18 +346,20 @@ impl Store {
 
     /// Write the version file and move HEAD (temp, fsync, rename, fsync directory).
     pub(crate) fn publish_version(&self, record: &VersionRecord) -> Result<()> {
-        let dir = self.layout.versions(&record.collection);
-        fsutil::ensure_dir(&dir)?;
-        let path = self.layout.version_file(&record.collection, record.version);
-        if !path.exists() {
-            let temp = fsutil::write_temp(&self.layout.tmp(), "version", &encode_version(record))?;
-            fsutil::publish_new(&temp, &path)?;
+        self.storage
+            .create_dir(&layout::versions(&record.collection))?;
+        let path = layout::version_file(&record.collection, record.version);
+        if !self.storage.exists(&path)? {
+            let temp = self
+                .storage
+                .write_temp("version", &encode_version(record))?;
+            self.storage.publish(&temp, &path)?;
         }
-        fsutil::replace_file(
-            &self.layout.tmp(),
-            &self.layout.head(&record.collection),
+        self.storage.replace(
+            &layout::head(&record.collection),
             format!("{}\n", record.version).as_bytes(),
-        )
+        )?;
+        Ok(())
     }
 
     /// Flush the manifest and release the writer role (also done on drop).
@@ -357,9 +371,12 @@ impl Store {
     }
 
     /// Simulate another writer stealing the lease (bumps the epoch behind this writer's
-    /// back). For fencing tests.
-    #[doc(hidden)]
-    pub fn simulate_stolen_lease(&self) -> Result<()> {
+    /// back). For the fencing test only: a real second writer cannot be made in one
+    /// process, because RocksDB holds the manifest's lock for as long as the first writer
+    /// has it open (locally and in its in-memory environment alike), and fencing is about
+    /// a writer whose lock was lost while it still runs (a network filesystem's lease).
+    #[cfg(test)]
+    pub(crate) fn simulate_stolen_lease(&self) -> Result<()> {
         let w = self.writer("simulate_stolen_lease")?;
         let mut lease = w.manifest.lease()?.unwrap_or(Lease {
             holder: String::new(),
@@ -458,16 +475,16 @@ impl Store {
         match &self.writer {
             Some(w) => w.manifest.collections(),
             None => {
-                let root = self.layout.versions_root();
                 let mut out = Vec::new();
-                let mut names: Vec<String> = fs::read_dir(&root)
-                    .map_err(Error::io("list", &root))?
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                let mut names: Vec<String> = self
+                    .storage
+                    .list(layout::VERSIONS)?
+                    .into_iter()
+                    .map(|e| e.name)
                     .collect();
                 names.sort();
                 for name in names {
-                    if let Some(v) = read_head_file(&self.layout.head(&name))? {
+                    if let Some(v) = read_head_file(&*self.storage, &layout::head(&name))? {
                         let record = self.read_version_file(&name, v)?;
                         out.push(info_of(&record));
                     }
@@ -485,7 +502,7 @@ impl Store {
                 .collection(name)?
                 .ok_or_else(|| Error::NoSuchCollection(name.to_string())),
             None => {
-                let v = read_head_file(&self.layout.head(name))?
+                let v = read_head_file(&*self.storage, &layout::head(name))?
                     .ok_or_else(|| Error::NoSuchCollection(name.to_string()))?;
                 Ok(info_of(&self.read_version_file(name, v)?))
             }
@@ -502,10 +519,9 @@ impl Store {
         let mut c = w.manifest.begin();
         c.drop_collection(name)?;
         c.commit(w.epoch)?;
-        let head = self.layout.head(name);
-        if head.exists() {
-            fs::remove_file(&head).map_err(Error::io("remove", &head))?;
-            fsutil::sync_dir(&self.layout.versions(name))?;
+        let head = layout::head(name);
+        if self.storage.exists(&head)? {
+            self.storage.remove(&head)?;
         }
         self.heads
             .write()
@@ -521,18 +537,20 @@ impl Store {
         collection: &str,
         version: u64,
     ) -> Result<VersionRecord> {
-        let path = self.layout.version_file(collection, version);
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+        let path = layout::version_file(collection, version);
+        let bytes = self.storage.read(&path).map_err(|e| {
+            if e.is_not_found() {
                 Error::NoSuchVersion {
                     collection: collection.to_string(),
                     version,
                 }
             } else {
-                Error::io("read", &path)(e)
+                e.into()
             }
         })?;
-        Ok(decode_version(&bytes).map_err(Error::format(&path))?.1)
+        Ok(decode_version(&bytes)
+            .map_err(Error::format(self.storage.location(&path)))?
+            .1)
     }
 
     pub(crate) fn version_record(&self, collection: &str, version: u64) -> Result<VersionRecord> {
@@ -549,7 +567,7 @@ impl Store {
     pub(crate) fn head_version(&self, collection: &str) -> Result<u64> {
         let head = match &self.writer {
             Some(w) => w.manifest.head(collection)?,
-            None => read_head_file(&self.layout.head(collection))?,
+            None => read_head_file(&*self.storage, &layout::head(collection))?,
         };
         head.ok_or_else(|| Error::NoSuchCollection(collection.to_string()))
     }
@@ -560,7 +578,8 @@ impl Store {
             return Ok(seg);
         }
         let seg = Arc::new(MappedSegment::open(
-            &self.layout.segments().join(name),
+            &*self.storage,
+            &layout::segment(name),
             self.options.verify_on_open,
         )?);
         cache.insert(name.to_string(), Arc::downgrade(&seg));
@@ -568,16 +587,17 @@ impl Store {
     }
 
     /// Read a registered delta file (it must be sealed and intact).
-    pub(crate) fn read_delta(&self, dir: &Path, name: &str) -> Result<strata_formats::Delta> {
-        let path = dir.join(name);
-        let bytes = fs::read(&path).map_err(Error::io("read", &path))?;
-        let delta = decode_delta(&bytes).map_err(Error::format(&path))?;
+    pub(crate) fn read_delta(&self, name: &str) -> Result<strata_formats::Delta> {
+        let path = layout::delta(name);
+        let bytes = self.storage.read(&path)?;
+        let location = self.storage.location(&path);
+        let delta = decode_delta(&bytes).map_err(Error::format(&location))?;
         if !delta.is_sealed() {
             return Err(Error::invalid(
                 "delta file",
                 format!(
                     "{}: not sealed (torn) but registered in the manifest",
-                    path.display()
+                    location.display()
                 ),
             ));
         }
@@ -597,7 +617,7 @@ impl Store {
         let mut state = SnapshotState::new(info, Arc::new(record), segments)?;
         let deltas = state.version.deltas.clone();
         for d in deltas {
-            let delta = self.read_delta(&self.layout.deltas(), &d.file)?;
+            let delta = self.read_delta(&d.file)?;
             for op in &delta.ops {
                 state.fold(op, delta.header.created_ms)?;
             }
@@ -658,12 +678,9 @@ impl Store {
                 w.manifest.pins(collection)?,
             ),
             None => {
-                let dir = self.layout.versions(collection);
                 let mut records = Vec::new();
-                for entry in fs::read_dir(&dir).map_err(Error::io("list", &dir))? {
-                    let name = entry.map_err(Error::io("list", &dir))?.file_name();
-                    let name = name.to_string_lossy();
-                    if let Some(v) = name.strip_suffix(".version").and_then(|s| s.parse().ok()) {
+                for entry in self.storage.list(&layout::versions(collection))? {
+                    if let Some(v) = layout::version_number(&entry.name) {
                         records.push(self.read_version_file(collection, v)?);
                     }
                 }
@@ -800,8 +817,8 @@ impl Store {
                 .map_err(|e| Error::invalid("operation", e.to_string()))?;
         }
         let bytes = w.seal();
-        let temp = fsutil::write_temp(&self.layout.tmp(), "delta", &bytes)?;
-        let file = self.publish_numbered(&temp, &self.layout.deltas(), Layout::delta_name)?;
+        let temp = self.storage.write_temp("delta", &bytes)?;
+        let file = self.publish_numbered(&temp, layout::DELTAS, layout::delta_name)?;
         self.register_delta(snap, file, bytes.len() as u64, &ops, now, |_| {})
     }
 
@@ -978,24 +995,72 @@ pub fn write_inbox_delta(
     header: &DeltaHeader,
     ops: &[Operation],
 ) -> Result<PathBuf> {
-    crate::layout::check_producer_name(producer)?;
-    let layout = Layout::new(store.as_ref());
-    fsutil::ensure_dir(&layout.inbox())?;
-    fsutil::ensure_dir(&layout.tmp())?;
+    layout::check_producer_name(producer)?;
     let mut w = DeltaWriter::new(header).map_err(|e| Error::invalid("delta", e.to_string()))?;
     for op in ops {
         w.push(op)
             .map_err(|e| Error::invalid("operation", e.to_string()))?;
     }
-    let temp = fsutil::write_temp(&layout.tmp(), "inbox", &w.seal())?;
-    let mut n = 0u32;
-    loop {
-        let dest = layout
-            .inbox()
-            .join(format!("{producer}-{:013}-{n:04}.delta", now_ms()));
-        if fsutil::publish_new(&temp, &dest)? {
-            return Ok(dest);
-        }
-        n += 1;
+    let storage = LocalStorage::new(store.as_ref())?;
+    let path = publish_inbox_delta(&storage, producer, &w.seal())?;
+    Ok(storage.location(&path))
+}
+
+/// Whether a storage holds a store (a reader needs its `versions/` directory).
+pub(crate) fn is_store(storage: &dyn Storage) -> bool {
+    matches!(storage.stat(layout::VERSIONS), Ok(Some(m)) if m.is_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use strata_formats::{MetaValue, Record};
+    use strata_storage::MemoryStorage;
+
+    use super::*;
+    use crate::snapshot::Include;
+
+    fn rec(id: &str, v: [f32; 2]) -> Op {
+        Op::Upsert(Record {
+            id: id.into(),
+            embedding: Some(v.to_vec()),
+            document: None,
+            metadata: [("n".to_string(), MetaValue::Int(1))].into_iter().collect(),
+        })
+    }
+
+    fn ids(store: &Store, c: &str) -> Vec<String> {
+        let snap = store.snapshot(c).unwrap();
+        let rows = snap.get_where(None, None, 0, Include::ids()).unwrap();
+        rows.into_iter().map(|r| r.id).collect()
+    }
+
+    /// Moved here from `tests/lifecycle.rs`: it needs the crate-private
+    /// `simulate_stolen_lease` (see there why no real second writer can be made).
+    #[test]
+    fn a_fenced_writer_commits_nothing() {
+        let disk = Arc::new(MemoryStorage::new());
+        let store = Store::open_on(disk.clone(), StoreOptions::default()).unwrap();
+        store
+            .create_collection("c", 2, Metric::L2, Quantization::None)
+            .unwrap();
+        store.write("c", vec![rec("a", [0.0, 0.0])]).unwrap();
+        let head = store.snapshot("c").unwrap().version().version;
+        store.simulate_stolen_lease().unwrap();
+        let err = store.write("c", vec![rec("b", [1.0, 1.0])]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Fenced {
+                    mine: 1,
+                    current: 2
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(store.compact("c"), Err(Error::Fenced { .. })));
+        drop(store);
+        let reopened = Store::open_on(disk, StoreOptions::default()).unwrap();
+        assert_eq!(reopened.snapshot("c").unwrap().version().version, head);
+        assert_eq!(ids(&reopened, "c"), vec!["a"]);
     }
 }

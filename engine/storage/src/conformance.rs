@@ -12,9 +12,12 @@ use std::time::{Duration, SystemTime};
 use crate::layout::{self, TMP};
 use crate::Storage;
 
+/// One named check of the suite.
+type Check = (&'static str, fn(&dyn Storage));
+
 /// Run every check, each on a fresh store from `new` (an empty root directory).
 pub fn run(new: &dyn Fn() -> Box<dyn Storage>) {
-    let checks: [(&str, fn(&dyn Storage)); 12] = [
+    let checks: [Check; 12] = [
         ("directories", directories),
         ("publish_never_replaces", publish_never_replaces),
         ("map_and_ranges", map_and_ranges),

@@ -231,7 +231,7 @@ pub fn human_bytes(n: u64) -> String {
 
 /// A time (ms since the Unix epoch) as RFC 3339 UTC.
 pub fn time_text(ms: u64) -> String {
-    strata_engine::fsutil::rfc3339(ms)
+    strata_engine::rfc3339(ms)
 }
 
 #[cfg(test)]
