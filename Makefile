@@ -5,7 +5,7 @@ SECONDS ?= 60
 PROPTEST_CASES ?= 1000
 export PROPTEST_CASES
 
-.PHONY: setup demo test bench fuzz-smoke lint
+.PHONY: setup demo test bench fuzz-smoke lint lambdas
 
 # librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
 setup:
@@ -19,6 +19,12 @@ setup:
 # The main job on the embedded default: a local directory.
 demo: setup
 	cargo run --release -p strata-cli --bin strata -- --store ./strata-data demo
+
+# The two Lambda runtime binaries (README, "The receipt pipeline"): the stream one without
+# the default `compactor` feature, so it links neither RocksDB nor the engine nor clap.
+lambdas: setup
+	cargo build --release -p strata-pipeline --no-default-features --bin strata-stream-lambda
+	cargo build --release -p strata-pipeline --bin strata-compactor-lambda
 
 # The tests (what CI runs).
 test: setup
