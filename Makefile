@@ -44,6 +44,7 @@ lambdas: setup
 # The tests (what CI runs).
 test: setup
 	cargo test --release --workspace
+	cargo test --release -p strata-pipeline --no-default-features
 
 bench: setup
 	cargo bench --bench formats
