@@ -5,7 +5,7 @@ SECONDS ?= 60
 PROPTEST_CASES ?= 1000
 export PROPTEST_CASES
 
-.PHONY: setup demo test bench fuzz-smoke lint
+.PHONY: setup demo test bench fuzz-smoke lint lambdas
 
 # librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
 setup:
@@ -20,16 +20,42 @@ setup:
 demo: setup
 	cargo run --release -p strata-cli --bin strata -- --store ./strata-data demo
 
+# Deployable Lambda packages in dist/, debug info stripped (the release profile keeps line
+# tables for backtraces, and RocksDB's C++ debug info would make a 500 MB binary):
+#   dist/strata-stream-lambda.zip  the stream Lambda: `bootstrap` for the provided.al2023 runtime,
+#                                  built without the default `compactor` feature (no RocksDB,
+#                                  no engine, no clap)
+#   dist/compactor/                the compactor Lambda: a container image context (Dockerfile + binary)
+lambdas: setup
+	cargo build --release -p strata-pipeline --no-default-features --bin strata-stream-lambda
+	mkdir -p dist/stream dist/compactor
+	strip -o dist/stream/bootstrap $(CARGO_TARGET_DIR)/release/strata-stream-lambda
+	cargo build --release -p strata-pipeline --bin strata-compactor-lambda
+	strip -o dist/compactor/strata-compactor-lambda $(CARGO_TARGET_DIR)/release/strata-compactor-lambda
+	cp tools/pipeline/deploy/compactor.Dockerfile dist/compactor/Dockerfile
+	rm -f dist/strata-stream-lambda.zip
+	cd dist/stream && python3 -m zipfile -c ../strata-stream-lambda.zip bootstrap
+	@for f in dist/stream/bootstrap dist/compactor/strata-compactor-lambda dist/strata-stream-lambda.zip; do \
+		printf '%-42s %10s bytes\n' $$f $$(stat -c %s $$f); \
+	done
+	@printf 'newest glibc symbol needed: %s (Amazon Linux 2023 has 2.34)\n' \
+		$$(objdump -T dist/stream/bootstrap dist/compactor/strata-compactor-lambda | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
+
 # The tests (what CI runs).
 test: setup
 	cargo test --release --workspace
+	cargo test --release -p strata-pipeline --no-default-features
 
 bench: setup
 	cargo bench --bench formats
 
+# What CI checks besides the tests (.ci/run runs the same).
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --release --all-targets -- -D warnings
+	python3 .ci/invariants.py
+	cargo clippy --release --workspace --all-targets -- -D warnings
+	cargo clippy --release -p strata-pipeline --no-default-features --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet
 
 fuzz-smoke:
 	@if [ -f fuzz/run-smoke.sh ]; then bash fuzz/run-smoke.sh $(SECONDS); else echo "skipping fuzz smoke: fuzz/run-smoke.sh not present"; fi

@@ -3,6 +3,9 @@
 //!
 //! Sizes: `STRATA_BENCH_ROWS` (comma-separated, default "10000,100000") rows × 1536 dims.
 
+// criterion_group! and criterion_main! define public functions that cannot carry docs.
+#![allow(missing_docs)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -2,6 +2,9 @@
 //!
 //! `cargo bench --bench formats` (or `make bench`). Figures in README.md.
 
+// criterion_group! and criterion_main! define public functions that cannot carry docs.
+#![allow(missing_docs)]
+
 use std::io::Cursor;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

@@ -7,6 +7,9 @@
 //! `cargo bench --bench search` (sizes: `STRATA_BENCH_ROWS`, default "10000,100000";
 //! dims: `STRATA_BENCH_DIMS`, default "1536,384"). Figures in README.md.
 
+// criterion_group! and criterion_main! define public functions that cannot carry docs.
+#![allow(missing_docs)]
+
 use std::collections::HashSet;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};

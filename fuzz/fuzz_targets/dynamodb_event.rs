@@ -24,9 +24,11 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::json;
 use strata_formats::{MetaValue, Metadata, Op, Seq, Target};
 use strata_stream::event::{parse_event, BatchResponse, EventName, StreamRecord};
-use strata_stream::message::{build_messages, Queue, StreamMessage, MAX_MESSAGE_BYTES};
 use strata_stream::ops::{translate, translate_batch, FollowUp, OpsError, Translation};
-use strata_stream::sqs::{parse_sqs_event, translate_message, MessageOpsErrorKind, MAX_ID_BYTES};
+use strata_stream::seed::{
+    build_messages, parse_sqs_event, translate_message, MessageOpsErrorKind, Queue, StreamMessage,
+    MAX_ID_BYTES, MAX_MESSAGE_BYTES,
+};
 
 fuzz_target!(|data: &[u8]| {
     dynamodb(data);

@@ -857,26 +857,9 @@ impl EntityChange {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    pub(crate) fn item(pairs: &[(&str, AttributeValue)]) -> Item {
-        Item::from(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect::<HashMap<_, _>>(),
-        )
-    }
-
-    pub(crate) fn s(v: &str) -> AttributeValue {
-        AttributeValue::S(v.to_string())
-    }
-
-    pub(crate) fn n(v: &str) -> AttributeValue {
-        AttributeValue::N(v.to_string())
-    }
+    use strata_testkit::records::attributes::{item, n, s};
 
     // Seed §8.1: SK detection for every pattern, PLACE/label/COMPACTION_RUN variants,
     // `#SECTION#SUMMARY` is a section, empty and lowercase SKs are unknown; the two cases

@@ -885,7 +885,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    use crate::testing::{record, s, IMG};
+    use strata_testkit::records::{record, s, IMG};
 
     fn tr(event: &str, seq: u64, sk: &str, old: Option<Value>, new: Option<Value>) -> Translation {
         let text = json!({ "Records": [record(event, seq, sk, old, new)] }).to_string();

@@ -1,8 +1,8 @@
-//! Every DynamoDB stream fixture in `shared/fixtures/dynamodb-events` (real Lambda events
-//! published by other projects) parses, or, for the malformed one, fails with a position.
+//! Every DynamoDB stream fixture in `tests/fixtures/dynamodb-events` (real Lambda events
+//! published by other projects, vendored with their licences; see that folder's README)
+//! parses, or, for the malformed one, fails with a position.
 //!
-//! The fixtures live beside the repository (`$CARGO_MANIFEST_DIR/../../shared`); if they
-//! are missing the tests fail, they never skip.
+//! If a fixture is missing the tests fail, they never skip.
 
 use std::path::PathBuf;
 
@@ -13,14 +13,14 @@ use strata_stream::event::{
 use strata_stream::ops::{translate_batch, Ignored, Translation};
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/dynamodb-events")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dynamodb-events")
 }
 
 fn read(name: &str) -> Vec<u8> {
     let path = dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
-            "fixture {} is missing ({e}); the shared/ folder must sit beside the repository",
+            "fixture {} is missing ({e}): it belongs in the repository",
             path.display()
         )
     })
@@ -49,7 +49,7 @@ const KNOWN: [&str; 9] = [
 fn every_fixture_is_covered() {
     let entries = std::fs::read_dir(dir()).unwrap_or_else(|e| {
         panic!(
-            "fixture folder {} is missing ({e}); the shared/ folder must sit beside the repository",
+            "fixture folder {} is missing ({e}): it belongs in the repository",
             dir().display()
         )
     });

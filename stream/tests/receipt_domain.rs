@@ -15,7 +15,7 @@ use strata_stream::ops::{
 };
 use strata_stream::{parse_event, EntityType, ReceiptKey, StreamRecord};
 
-use strata_stream::testing::{n, record as record_json, s, IMG};
+use strata_testkit::records::{n, record as record_json, s, IMG};
 
 // ---------------------------------------------------------------- in-memory store
 

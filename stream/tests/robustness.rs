@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use strata_stream::event::{parse_event, parse_record, EventError};
-use strata_stream::message::build_messages;
 use strata_stream::ops::{translate, translate_batch, Translation};
+use strata_stream::seed::build_messages;
 
 fn leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
