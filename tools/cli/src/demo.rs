@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use strata_engine::{verify_store, Include, Query, Snapshot, Store, StoreOptions};
+use strata_engine::{verify_store, Include, Query, ReadableStore, Snapshot, StoreOptions, Writer};
 use strata_formats::{Filter, MetaValue, Quantization};
 use strata_pipeline::state::StoreState;
 use strata_pipeline::{self as lambda, CollectingReporter, Outcome, Role, Settings};
@@ -101,7 +101,7 @@ pub fn run(store_dir: &Path, receipts: usize, seed: u64) -> Result<(), String> {
     };
     let w = produce(&settings, receipts, seed)?;
     run_lambdas(&w, &settings, seed)?;
-    let store = Store::open(store_dir, StoreOptions::default()).map_err(engine)?;
+    let store = Writer::open(store_dir, StoreOptions::default()).map_err(engine)?;
     check_rules(&store, &w)?;
     let before_compaction = store.snapshot("lines").map_err(engine)?.version().version;
 
@@ -229,7 +229,7 @@ fn run_lambdas(w: &Workload, settings: &Settings, seed: u64) -> Result<(), Strin
 }
 
 /// 3. The metadata the rules require, key by key.
-fn check_rules(store: &Store, w: &Workload) -> Result<(), String> {
+fn check_rules(store: &Writer, w: &Workload) -> Result<(), String> {
     let t = Instant::now();
     let mismatches = w.expected.check(&StoreState::new(store)).map_err(engine)?;
     let summary = w.expected.summary();
@@ -333,7 +333,7 @@ fn query(w: &Workload, words: &Snapshot, lines: &Snapshot, seed: u64) -> Result<
 
 /// 6. Versions and a rollback (and forward again) of `lines`, whose head `lines` is.
 fn rollback_and_forward(
-    store: &Store,
+    store: &Writer,
     lines: &Snapshot,
     before_compaction: u64,
 ) -> Result<(), String> {
@@ -377,7 +377,7 @@ fn rollback_and_forward(
 
 /// 7. GC (while `snapshots` are alive), then close and verify.
 fn gc_and_verify(
-    store: Store,
+    store: Writer,
     store_dir: &Path,
     snapshots: (Snapshot, Snapshot),
 ) -> Result<(), String> {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use strata_engine::{Store, StoreOptions};
+use strata_engine::{StoreOptions, Writer};
 
 struct Out {
     code: i32,
@@ -944,7 +944,7 @@ fn bad_input_fails_with_where_and_what_and_changes_nothing() {
 fn reads_work_while_a_writer_holds_the_store_and_writes_fail_fast() {
     let (dir, store) = store_with_lines();
     let before = state(&store);
-    let holder = Store::open(
+    let holder = Writer::open(
         &store,
         StoreOptions {
             holder: "the test's writer".into(),

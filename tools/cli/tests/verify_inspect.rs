@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use strata_engine::{Store, StoreOptions};
+use strata_engine::{StoreOptions, Writer};
 use strata_formats::segment::{BlockKind, SegmentLayout};
 use strata_formats::{AlignedBuf, MetaValue, Metric, Op, Quantization, Record};
 
@@ -20,7 +20,7 @@ fn strata(args: &[&str]) -> (i32, String, String) {
 }
 
 fn build_store(dir: &std::path::Path) -> std::path::PathBuf {
-    let store = Store::open(dir, StoreOptions::default()).unwrap();
+    let store = Writer::open(dir, StoreOptions::default()).unwrap();
     store
         .create_collection("lines", 8, Metric::L2, Quantization::I8)
         .unwrap();

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use strata_engine::{IngestReport, Store};
+use strata_engine::{IngestReport, ReadableStore, Writer};
 use strata_formats::{Metric, Op, Quantization, Seq, Target};
 use strata_stream::derive::run_follow_up;
 use strata_stream::ops::RecordOps;
@@ -58,7 +58,7 @@ impl Default for CompactorOptions {
 /// 1536-d squared l2 (the seed's Chroma default), `labels`, `sections`, `places` and `followups`
 /// metadata-only. Returns the names created.
 pub fn ensure_collections(
-    store: &Store,
+    store: &Writer,
     quantization: Quantization,
 ) -> Result<Vec<String>, strata_engine::Error> {
     let existing: BTreeSet<String> = store.collections()?.into_iter().map(|c| c.name).collect();
@@ -207,7 +207,7 @@ struct ProbeRecord {
 
 /// The writer's side of the pipeline; see the module documentation.
 pub struct Compactor<'a> {
-    store: &'a Store,
+    store: &'a Writer,
     runs: &'a dyn RunSource,
     reporter: &'a mut dyn RunReporter,
     options: CompactorOptions,
@@ -216,7 +216,7 @@ pub struct Compactor<'a> {
 impl<'a> Compactor<'a> {
     /// A compactor over a store opened as writer.
     pub fn new(
-        store: &'a Store,
+        store: &'a Writer,
         runs: &'a dyn RunSource,
         reporter: &'a mut dyn RunReporter,
         options: CompactorOptions,

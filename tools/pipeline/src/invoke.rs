@@ -3,7 +3,7 @@
 //! compactor invocation, and [`run_source`] picks where run deltas are read from.
 
 use serde::Serialize;
-use strata_engine::{Store, StoreOptions};
+use strata_engine::{StoreOptions, Writer};
 
 use crate::compactor::{self, Compactor, CompactorOptions, CompactorOutcome};
 use crate::object_runs;
@@ -49,7 +49,7 @@ pub fn invoke(
         Role::Compactor => {
             // An unreadable event fails before the store is opened (or created).
             let kind = compactor::event_kind(event)?;
-            let store = Store::open(&settings.store, StoreOptions::default())?;
+            let store = Writer::open(&settings.store, StoreOptions::default())?;
             let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
             let options = CompactorOptions {
                 quantization: settings.quantization,

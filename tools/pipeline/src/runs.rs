@@ -11,7 +11,7 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use strata_engine::{validate, Store};
+use strata_engine::{validate, ReadableStore, Writer};
 use strata_formats::{decode_delta, Operation};
 use strata_stream::ops::{DeltaLocation, DeltaOutcome, RunCompleted};
 use strata_stream::{Collection, MergeRun};
@@ -131,7 +131,7 @@ impl RunReporter for CollectingReporter {
 
 /// Decode one collection's run files into operations stamped with the run's seq.
 fn load(
-    store: &Store,
+    store: &Writer,
     collection: Collection,
     run: &MergeRun,
     files: Vec<RunFile>,
@@ -165,7 +165,7 @@ fn load(
 /// Merge a run: every delta is fetched, decoded and checked before any is written; each
 /// collection's operations are then one write. Returns one outcome per delta of the run.
 pub fn merge_run(
-    store: &Store,
+    store: &Writer,
     source: &dyn RunSource,
     run: &MergeRun,
 ) -> Result<Vec<(Collection, DeltaOutcome)>, strata_engine::Error> {

@@ -2,19 +2,19 @@
 //! the current state of a collection through a fresh snapshot of the store, so it sees every
 //! write the compactor made earlier in the same invocation.
 
-use strata_engine::{Include, Store};
+use strata_engine::{Include, ReadableStore, Writer};
 use strata_formats::{Filter, Metadata};
 use strata_stream::StateReader;
 
 /// Reads records of a store's collections, each read on the head at that moment.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreState<'a> {
-    store: &'a Store,
+    store: &'a Writer,
 }
 
 impl<'a> StoreState<'a> {
     /// A reader over `store` (writer or reader role).
-    pub fn new(store: &'a Store) -> StoreState<'a> {
+    pub fn new(store: &'a Writer) -> StoreState<'a> {
         StoreState { store }
     }
 }

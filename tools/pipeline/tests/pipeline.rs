@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use strata_engine::{Include, Store, StoreOptions};
+use strata_engine::{Include, ReadableStore, StoreOptions, Writer};
 use strata_formats::Metadata;
 use strata_pipeline::runs::merge_run;
 use strata_pipeline::state::StoreState;
@@ -51,7 +51,7 @@ fn entity_of(record: &Value) -> String {
 }
 
 /// Run the compactor once on `event` (None: a scheduled invocation).
-fn compact(store: &Store, runs: &Path, event: Option<&[u8]>) -> CompactorOutcome {
+fn compact(store: &Writer, runs: &Path, event: Option<&[u8]>) -> CompactorOutcome {
     let runs = LocalRuns::new(runs);
     let mut reporter = CollectingReporter::default();
     let options = CompactorOptions {
@@ -66,7 +66,7 @@ fn compact(store: &Store, runs: &Path, event: Option<&[u8]>) -> CompactorOutcome
 /// Everything the receipt collections hold: id → (metadata, document, embedding).
 type State = BTreeMap<String, BTreeMap<String, (Metadata, Option<String>, Option<Vec<f32>>)>>;
 
-fn state(store: &Store) -> State {
+fn state(store: &Writer) -> State {
     Collection::ALL
         .iter()
         .map(|c| {
@@ -99,7 +99,7 @@ fn assert_same(a: &State, b: &State, what: &str) {
     }
 }
 
-fn assert_matches_rules(store: &Store, w: &Workload) {
+fn assert_matches_rules(store: &Writer, w: &Workload) {
     let mismatches = w.expected.check(&StoreState::new(store)).unwrap();
     let mut by_key: BTreeMap<(String, String), usize> = BTreeMap::new();
     for m in &mismatches {
@@ -116,12 +116,12 @@ fn assert_matches_rules(store: &Store, w: &Workload) {
     );
 }
 
-fn pending_follow_ups(store: &Store) -> usize {
+fn pending_follow_ups(store: &Writer) -> usize {
     store.snapshot("followups").unwrap().rows().unwrap()
 }
 
 /// Apply records directly through the compactor, `batch` records per invocation.
-fn apply_in_batches(store: &Store, runs: &Path, records: &[Value], batch: usize) {
+fn apply_in_batches(store: &Writer, runs: &Path, records: &[Value], batch: usize) {
     for chunk in records.chunks(batch) {
         let out = compact(store, runs, Some(&event(chunk)));
         assert!(out.event.failures.is_empty(), "{:?}", out.event.failures);
@@ -139,9 +139,9 @@ fn failed_items(out: &CompactorOutcome) -> Vec<String> {
         .collect()
 }
 
-fn fresh(dir: &Path, w: &Workload) -> Store {
+fn fresh(dir: &Path, w: &Workload) -> Writer {
     w.write_run_files(&dir.join("runs")).unwrap();
-    Store::open(dir.join("store"), StoreOptions::default()).unwrap()
+    Writer::open(dir.join("store"), StoreOptions::default()).unwrap()
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn stream_processor_then_compactor_matches_the_rules() {
         inbox_files += out.files.len();
         // The compactor runs every few stream invocations, as a schedule would.
         if i % 4 == 3 || i + 1 == w.events.len() {
-            let store = Store::open(&store_dir, StoreOptions::default()).unwrap();
+            let store = Writer::open(&store_dir, StoreOptions::default()).unwrap();
             let c = compact(&store, &runs, None);
             assert!(c.inbox_failed.is_empty() && c.torn.is_empty(), "{c:?}");
             assert!(
@@ -178,7 +178,7 @@ fn stream_processor_then_compactor_matches_the_rules() {
         "every event wrote inbox files"
     );
     assert_eq!(merged, w.runs.len(), "every run merged exactly once");
-    let store = Store::open(&store_dir, StoreOptions::default()).unwrap();
+    let store = Writer::open(&store_dir, StoreOptions::default()).unwrap();
     assert_eq!(pending_follow_ups(&store), 0);
     assert!(!w.expected.recreated.is_empty());
     for r in &w.expected.recreated {
@@ -307,7 +307,7 @@ fn a_run_whose_deltas_are_missing_stays_pending_until_they_arrive() {
     let w = workload(6, 9);
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let store = Store::open(dir.path().join("store"), StoreOptions::default()).unwrap();
+    let store = Writer::open(dir.path().join("store"), StoreOptions::default()).unwrap();
     let mut failed = Vec::new();
     for e in &w.events {
         failed.extend(compact(&store, &runs, Some(e)).follow_ups.failed_runs);
@@ -473,7 +473,7 @@ fn runs_in_an_object_store_merge_like_runs_in_a_directory() {
     }
     let runs = strata_pipeline::object_runs::ObjectStoreRuns::new(mem, "receipts-bucket");
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let store = Writer::open(dir.path(), StoreOptions::default()).unwrap();
     let mut reporter = CollectingReporter::default();
     for e in &w.events {
         let out = Compactor::new(&store, &runs, &mut reporter, CompactorOptions::default())

@@ -1,7 +1,7 @@
 //! `create`, `collections` and `drop`.
 
 use serde_json::{json, Value as Json};
-use strata_engine::CollectionInfo;
+use strata_engine::{CollectionInfo, ReadableStore};
 use strata_formats::{Metric, Quantization};
 
 use super::Ctx;
@@ -28,7 +28,7 @@ pub fn create(
     quantize: Quantization,
 ) -> CliResult<i32> {
     // Check the name before opening, so that a bad name creates no store directory.
-    strata_engine::layout::check_collection_name(name)?;
+    strata_engine::check_collection_name(name)?;
     if dims > strata_formats::segment::MAX_DIMS {
         return Err(CliError::failed(format!(
             "--dims {dims} exceeds the maximum of {}",

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::{json, Value as Json};
-use strata_engine::CompactReport;
+use strata_engine::{CompactReport, ReadableStore};
 
 use super::Ctx;
 use crate::error::CliResult;

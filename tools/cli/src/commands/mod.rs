@@ -11,7 +11,7 @@ pub mod write;
 
 use std::path::PathBuf;
 
-use strata_engine::{Include, Store, StoreOptions};
+use strata_engine::{Include, Reader, StoreOptions, Writer};
 
 use crate::cli::{Cli, Command, IncludeField};
 use crate::error::{CliError, CliResult};
@@ -43,25 +43,25 @@ impl Ctx {
 
     /// Open the store as writer, creating it if needed (only `create` should want that).
     /// Fails at once, naming the holder, if another process is the writer.
-    pub fn writer(&self, command: &str) -> CliResult<Store> {
+    pub fn writer(&self, command: &str) -> CliResult<Writer> {
         let defaults = StoreOptions::default();
         let options = StoreOptions {
             holder: format!("strata {command} ({})", defaults.holder),
             ..defaults
         };
-        Ok(Store::open(&self.store, options)?)
+        Ok(Writer::open(&self.store, options)?)
     }
 
     /// Open an existing store as writer.
-    pub fn existing_writer(&self, command: &str) -> CliResult<Store> {
+    pub fn existing_writer(&self, command: &str) -> CliResult<Writer> {
         self.require_store()?;
         self.writer(command)
     }
 
     /// Open an existing store read-only (works while another process is the writer).
-    pub fn reader(&self) -> CliResult<Store> {
+    pub fn reader(&self) -> CliResult<Reader> {
         self.require_store()?;
-        Ok(Store::open_reader(&self.store)?)
+        Ok(Reader::open(&self.store)?)
     }
 }
 

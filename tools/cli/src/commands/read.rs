@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Value as Json};
-use strata_engine::{Include, Query, SearchOptions};
+use strata_engine::{Include, Query, ReadableStore, SearchOptions};
 use strata_formats::Filter;
 
 use super::Ctx;

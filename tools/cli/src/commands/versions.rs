@@ -1,10 +1,7 @@
 //! `versions`, `rollback`, `pin` and `unpin`.
 
-use std::collections::BTreeSet;
-
 use serde_json::{json, Value as Json};
-use strata_engine::manifest::Manifest;
-use strata_engine::VersionInfo;
+use strata_engine::{ReadableStore, VersionInfo};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -28,19 +25,13 @@ pub fn version_json(v: &VersionInfo, pinned: Option<bool>) -> Json {
     })
 }
 
-/// Pinned versions of a collection, read from the manifest without taking the writer role
-/// (version files do not record pins). None when the manifest cannot be read.
-fn pins(ctx: &Ctx, name: &str) -> Option<BTreeSet<u64>> {
-    Manifest::open_read_only(&ctx.store.join("manifest"))
-        .and_then(|m| m.pins(name))
-        .ok()
-}
-
 /// `strata versions NAME`.
 pub fn list(ctx: &Ctx, name: &str) -> CliResult<i32> {
     let store = ctx.reader()?;
     let versions = store.versions(name)?;
-    let pins = pins(ctx, name);
+    // Version files do not record pins: the reader reads them from the manifest, without
+    // taking the writer role. None when the manifest cannot be read.
+    let pins = store.pins(name).ok();
     let pinned = |v: u64| pins.as_ref().map(|p| p.contains(&v));
     if ctx.json {
         print_json(&Json::Array(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use strata_engine::{Include, Store, WriteReceipt};
+use strata_engine::{Include, ReadableStore, WriteReceipt, Writer};
 use strata_formats::{Op, Operation, Record, Seq, Target};
 
 use super::Ctx;
@@ -101,7 +101,7 @@ fn npy_records(npy: &Path, ids: &Path, metadata: Option<&Path>) -> CliResult<Vec
         .collect())
 }
 
-fn write_with_progress(store: &Store, name: &str, ops: Vec<Op>) -> CliResult<WriteReceipt> {
+fn write_with_progress(store: &Writer, name: &str, ops: Vec<Op>) -> CliResult<WriteReceipt> {
     let pb = progress::spinner(format!("writing {} operations to {name}", ops.len()));
     let r = store.write(name, ops);
     pb.finish_and_clear();
