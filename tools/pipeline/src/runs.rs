@@ -8,11 +8,11 @@
 //! runs are announced through a [`RunReporter`] (the DynamoDB write-back of the
 //! COMPACTION_RUN state plugs in there).
 
-use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 use strata_engine::{validate, ReadableStore, Writer};
 use strata_formats::{decode_delta, Operation};
+use strata_storage::{LocalStorage, Storage};
 use strata_stream::ops::{DeltaLocation, DeltaOutcome, RunCompleted};
 use strata_stream::{Collection, MergeRun};
 
@@ -47,8 +47,9 @@ impl LocalRuns {
         &self.root
     }
 
-    fn dir(&self, location: &DeltaLocation) -> Result<PathBuf, String> {
-        let mut dir = self.root.clone();
+    /// The run's directory, relative to the root.
+    fn dir(&self, location: &DeltaLocation) -> Result<String, String> {
+        let mut dir: Vec<&str> = Vec::new();
         let parts = location
             .bucket
             .iter()
@@ -57,7 +58,7 @@ impl LocalRuns {
         for part in parts {
             for c in Path::new(part).components() {
                 match c {
-                    Component::Normal(p) => dir.push(p),
+                    Component::Normal(p) => dir.extend(p.to_str()),
                     Component::CurDir => {}
                     _ => {
                         return Err(format!(
@@ -68,41 +69,39 @@ impl LocalRuns {
                 }
             }
         }
-        Ok(dir)
+        Ok(dir.join("/"))
     }
 }
 
 impl RunSource for LocalRuns {
     fn fetch(&self, location: &DeltaLocation) -> Result<Option<Vec<RunFile>>, String> {
         let dir = self.dir(location)?;
-        let entries = match fs::read_dir(&dir) {
+        let storage = LocalStorage::at(&self.root);
+        let entries = match storage.list(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("listing {}: {e}", dir.display())),
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.to_string()),
         };
-        let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".delta"))
+        let mut files: Vec<_> = entries
+            .into_iter()
+            .filter(|e| !e.meta.is_dir && e.name.ends_with(".delta"))
             .collect();
-        if names.is_empty() {
+        if files.is_empty() {
             return Ok(None);
         }
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let path = dir.join(&name);
-            let len = fs::metadata(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
-                .len();
-            if len > MAX_RUN_DELTA_BYTES {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            let path = format!("{dir}/{}", file.name);
+            let shown = storage.location(&path).display().to_string();
+            if file.meta.len > MAX_RUN_DELTA_BYTES {
                 return Err(format!(
-                    "{}: {len} bytes exceeds the {MAX_RUN_DELTA_BYTES}-byte limit of a run delta",
-                    path.display()
+                    "{shown}: {} bytes exceeds the {MAX_RUN_DELTA_BYTES}-byte limit of a run delta",
+                    file.meta.len
                 ));
             }
-            let bytes = fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            out.push((path.display().to_string(), bytes));
+            let bytes = storage.read(&path).map_err(|e| e.to_string())?;
+            out.push((shown, bytes));
         }
         Ok(Some(out))
     }
@@ -210,13 +209,10 @@ mod tests {
     #[test]
     fn prefixes_stay_inside_the_root() {
         let runs = LocalRuns::new("/runs");
-        assert_eq!(
-            runs.dir(&loc("lines/delta/r1/")).unwrap(),
-            PathBuf::from("/runs/lines/delta/r1")
-        );
+        assert_eq!(runs.dir(&loc("lines/delta/r1/")).unwrap(), "lines/delta/r1");
         assert_eq!(
             runs.dir(&loc("s3://bucket/words/delta/r1")).unwrap(),
-            PathBuf::from("/runs/bucket/words/delta/r1")
+            "bucket/words/delta/r1"
         );
         for bad in ["lines/../../etc", "s3://../x", "a/../b"] {
             let err = runs.dir(&loc(bad)).unwrap_err();
@@ -229,8 +225,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let runs = LocalRuns::new(dir.path());
         assert_eq!(runs.fetch(&loc("lines/delta/nope/")).unwrap(), None);
-        fs::create_dir_all(dir.path().join("lines/delta/empty")).unwrap();
-        fs::write(dir.path().join("lines/delta/empty/notes.txt"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("lines/delta/empty")).unwrap();
+        std::fs::write(dir.path().join("lines/delta/empty/notes.txt"), b"x").unwrap();
         assert_eq!(runs.fetch(&loc("lines/delta/empty/")).unwrap(), None);
     }
 }
