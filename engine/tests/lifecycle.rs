@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strata_engine::{
-    verify_store, Error, Include, MemoryStorage, Query, ReadableStore, Reader, Storage,
+    verify_store, Error, Field, Include, MemoryStorage, Query, ReadableStore, Reader, Storage,
     StoreOptions, Writer,
 };
 use strata_formats::{
@@ -63,6 +63,18 @@ fn second_writer_fails_fast_naming_the_holder_then_proceeds() {
     first.close().unwrap();
     let second = Writer::open(dir.path(), opts()).unwrap();
     assert_eq!(second.epoch(), 2);
+}
+
+#[test]
+fn a_manifest_that_cannot_open_is_a_typed_rocksdb_error_not_a_busy_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manifest"), b"not a directory").unwrap();
+    let err = Writer::open(dir.path(), opts()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Manifest { op: "open", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().starts_with("manifest open: "), "{err}");
 }
 
 #[test]
@@ -278,6 +290,31 @@ fn reader_sees_committed_versions_and_never_writes() {
     assert_eq!(reader.snapshot("c").unwrap().count(None).unwrap(), 1);
 }
 
+#[test]
+fn a_reader_reads_pins_from_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
+    store
+        .create_collection("c", 2, Metric::L2, Quantization::None)
+        .unwrap();
+    store.write("c", vec![rec("a", [1.0, 0.0], 1)]).unwrap();
+    let head = store.head("c").unwrap();
+    store.pin("c", head).unwrap();
+    let reader = Reader::open(dir.path()).unwrap();
+    assert_eq!(reader.head("c").unwrap(), head);
+    // Version files record no pins; the manifest, opened read-only, does.
+    assert!(reader.versions("c").unwrap().iter().all(|v| !v.pinned));
+    assert_eq!(
+        reader.pins("c").unwrap().into_iter().collect::<Vec<_>>(),
+        [head]
+    );
+    store.close().unwrap();
+    assert_eq!(
+        reader.pins("c").unwrap().into_iter().collect::<Vec<_>>(),
+        [head]
+    );
+}
+
 fn walk(d: &std::path::Path) -> Vec<(String, u64)> {
     let mut out = vec![];
     for e in std::fs::read_dir(d).unwrap() {
@@ -358,6 +395,17 @@ fn bad_writes_are_rejected_and_change_nothing() {
     assert!(
         err.to_string().contains("operation 1") && err.to_string().contains("3 dimensions"),
         "{err}"
+    );
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOperation {
+                index: 1,
+                field: Field::Dims,
+                ..
+            }
+        ),
+        "{err:?}"
     );
     assert_eq!(store.snapshot("c").unwrap().version().version, v);
     assert!(matches!(
