@@ -107,92 +107,106 @@ fn inspect_bytes(bytes: &[u8], path: &Path) -> Result<FileSummary> {
         checksums: Ok(()),
     };
     match kind {
-        FileKind::Delta => match decode_delta(bytes) {
-            Ok(d) => {
-                s.version = Some(d.version);
-                s.collection = Some(d.header.collection.clone());
-                s.dims = Some(d.header.dims);
-                s.count = d.ops.len() as u64;
-                s.details
-                    .push(("producer".into(), d.header.producer.clone()));
-                s.details
-                    .push(("created".into(), rfc3339(d.header.created_ms)));
-                if let (Some(min), Some(max)) = (
-                    d.ops.iter().map(|o| o.seq).min(),
-                    d.ops.iter().map(|o| o.seq).max(),
-                ) {
-                    s.seq_range = Some((min, max));
-                }
-                match d.status {
-                    DeltaStatus::Sealed(_) => s.details.push(("sealed".into(), "yes".into())),
-                    DeltaStatus::Torn { complete_bytes } => {
-                        s.details.push(("sealed".into(), "no".into()));
-                        s.checksums = Err(format!(
-                            "torn: no seal footer; {} complete records in the first {complete_bytes} bytes",
-                            d.ops.len()
-                        ));
-                    }
-                }
-            }
-            Err(e) => s.checksums = Err(e.to_string()),
-        },
-        FileKind::Segment => {
-            let aligned;
-            let bytes = if (bytes.as_ptr() as usize).is_multiple_of(64) {
-                bytes
-            } else {
-                aligned = AlignedBuf::copy_from(bytes);
-                aligned.as_bytes()
-            };
-            match SegmentLayout::parse(bytes) {
-                Ok(layout) => {
-                    let h = layout.header;
-                    s.version = Some(h.version);
-                    s.dims = Some(h.dims);
-                    s.count = h.rows;
-                    s.seq_range = Some((h.min_seq, h.max_seq));
-                    s.details
-                        .push(("quantization".into(), h.quantization.to_string()));
-                    for b in &layout.blocks {
-                        s.details.push((
-                            format!("block {}", b.kind.name()),
-                            format!("offset {} length {} crc {:#010x}", b.offset, b.len, b.crc),
-                        ));
-                    }
-                    let view = SegmentView::new(bytes, &layout).map_err(Error::format(path))?;
-                    if let Ok(sh) = view.shadow() {
-                        s.details
-                            .push(("shadow entries".into(), sh.len().to_string()));
-                    }
-                    s.checksums = view.verify().map_err(|e| e.to_string());
-                }
-                Err(e) => s.checksums = Err(e.to_string()),
-            }
-        }
-        FileKind::Version => match decode_version(bytes) {
-            Ok((v, r)) => {
-                s.version = Some(v);
-                s.collection = Some(r.collection.clone());
-                s.dims = Some(r.dims);
-                s.count = r.rows;
-                s.seq_range = Some((Seq::ZERO, r.seq_watermark));
-                s.details.push(("version".into(), r.version.to_string()));
-                s.details.push(("parent".into(), format!("{:?}", r.parent)));
-                s.details
-                    .push(("writer epoch".into(), r.writer_epoch.to_string()));
-                s.details.push(("metric".into(), r.metric.to_string()));
-                s.details
-                    .push(("segments".into(), r.segments.len().to_string()));
-                s.details
-                    .push(("deltas".into(), r.deltas.len().to_string()));
-                s.details
-                    .push(("retained filter ops".into(), r.retained.len().to_string()));
-                s.details.push(("note".into(), r.note.clone()));
-            }
-            Err(e) => s.checksums = Err(e.to_string()),
-        },
+        FileKind::Delta => summarize_delta(bytes, &mut s),
+        FileKind::Segment => summarize_segment(bytes, path, &mut s)?,
+        FileKind::Version => summarize_version(bytes, &mut s),
     }
     Ok(s)
+}
+
+/// What a delta file's summary says beyond its kind and size.
+fn summarize_delta(bytes: &[u8], s: &mut FileSummary) {
+    match decode_delta(bytes) {
+        Ok(d) => {
+            s.version = Some(d.version);
+            s.collection = Some(d.header.collection.clone());
+            s.dims = Some(d.header.dims);
+            s.count = d.ops.len() as u64;
+            s.details
+                .push(("producer".into(), d.header.producer.clone()));
+            s.details
+                .push(("created".into(), rfc3339(d.header.created_ms)));
+            if let (Some(min), Some(max)) = (
+                d.ops.iter().map(|o| o.seq).min(),
+                d.ops.iter().map(|o| o.seq).max(),
+            ) {
+                s.seq_range = Some((min, max));
+            }
+            match d.status {
+                DeltaStatus::Sealed(_) => s.details.push(("sealed".into(), "yes".into())),
+                DeltaStatus::Torn { complete_bytes } => {
+                    s.details.push(("sealed".into(), "no".into()));
+                    s.checksums = Err(format!(
+                        "torn: no seal footer; {} complete records in the first {complete_bytes} bytes",
+                        d.ops.len()
+                    ));
+                }
+            }
+        }
+        Err(e) => s.checksums = Err(e.to_string()),
+    }
+}
+
+/// What a segment file's summary says beyond its kind and size.
+fn summarize_segment(bytes: &[u8], path: &Path, s: &mut FileSummary) -> Result<()> {
+    let aligned;
+    let bytes = if (bytes.as_ptr() as usize).is_multiple_of(64) {
+        bytes
+    } else {
+        aligned = AlignedBuf::copy_from(bytes);
+        aligned.as_bytes()
+    };
+    match SegmentLayout::parse(bytes) {
+        Ok(layout) => {
+            let h = layout.header;
+            s.version = Some(h.version);
+            s.dims = Some(h.dims);
+            s.count = h.rows;
+            s.seq_range = Some((h.min_seq, h.max_seq));
+            s.details
+                .push(("quantization".into(), h.quantization.to_string()));
+            for b in &layout.blocks {
+                s.details.push((
+                    format!("block {}", b.kind.name()),
+                    format!("offset {} length {} crc {:#010x}", b.offset, b.len, b.crc),
+                ));
+            }
+            let view = SegmentView::new(bytes, &layout).map_err(Error::format(path))?;
+            if let Ok(sh) = view.shadow() {
+                s.details
+                    .push(("shadow entries".into(), sh.len().to_string()));
+            }
+            s.checksums = view.verify().map_err(|e| e.to_string());
+        }
+        Err(e) => s.checksums = Err(e.to_string()),
+    }
+    Ok(())
+}
+
+/// What a version file's summary says beyond its kind and size.
+fn summarize_version(bytes: &[u8], s: &mut FileSummary) {
+    match decode_version(bytes) {
+        Ok((v, r)) => {
+            s.version = Some(v);
+            s.collection = Some(r.collection.clone());
+            s.dims = Some(r.dims);
+            s.count = r.rows;
+            s.seq_range = Some((Seq::ZERO, r.seq_watermark));
+            s.details.push(("version".into(), r.version.to_string()));
+            s.details.push(("parent".into(), format!("{:?}", r.parent)));
+            s.details
+                .push(("writer epoch".into(), r.writer_epoch.to_string()));
+            s.details.push(("metric".into(), r.metric.to_string()));
+            s.details
+                .push(("segments".into(), r.segments.len().to_string()));
+            s.details
+                .push(("deltas".into(), r.deltas.len().to_string()));
+            s.details
+                .push(("retained filter ops".into(), r.retained.len().to_string()));
+            s.details.push(("note".into(), r.note.clone()));
+        }
+        Err(e) => s.checksums = Err(e.to_string()),
+    }
 }
 
 /// Check every file of a store directory. Never writes.
