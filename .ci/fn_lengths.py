@@ -3,7 +3,7 @@
 runs over the limit without a reason.
 
 A function counts as production code unless it sits in a `tests/`, `benches/`, `examples/`
-or `fuzz/` folder or after a `#[cfg(test)]` line of its file. A reason is a comment line
+or `fuzz/` folder or in the file's `#[cfg(test)] mod`. A reason is a comment line
 starting with `// Long:` within the three lines above the function's signature.
 
 Usage: fn_lengths.py [--limit N] [--top K] [ROOT]
@@ -17,10 +17,18 @@ SIGNATURE = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\
 SKIP_DIRS = {"tests", "benches", "examples", "fuzz", "target", ".git", "python"}
 
 
+def test_module_start(lines):
+    """The index of the file's `#[cfg(test)] mod ...` (a test-only function does not count)."""
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("#[cfg(test)]") and re.match(r"(pub(\([^)]*\))? )?mod ", lines[i + 1]):
+            return i
+    return len(lines)
+
+
 def functions(path):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
-    cut = next((i for i, l in enumerate(lines) if l.strip().startswith("#[cfg(test)]")), len(lines))
+    cut = test_module_start(lines)
     i = 0
     while i < cut:
         m = SIGNATURE.match(lines[i])

@@ -6,8 +6,6 @@ use strata_formats::FormatError;
 use strata_storage::layout::NameError;
 use strata_storage::StorageError;
 
-use crate::validate::{Field, InvalidOp};
-
 /// An engine error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -162,4 +160,46 @@ impl From<NameError> for Error {
     fn from(e: NameError) -> Error {
         Error::invalid(e.what, format!("{:?}: {}", e.name, e.rule))
     }
+}
+
+/// The part of an operation that is invalid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// A record id, or an id a patch or delete targets: empty, or longer than 4096 bytes.
+    Id,
+    /// The embedding: missing where the collection has dimensions, present where it is
+    /// metadata-only, or holding a value that is not finite.
+    Embedding,
+    /// The embedding's length differs from the collection's dimensions.
+    Dims,
+}
+
+impl Field {
+    /// The field's name as messages show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Id => "id",
+            Field::Embedding => "embedding",
+            Field::Dims => "dims",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why [`validate`](crate::validate()) refused an operation: the field at fault and a readable detail (which
+/// record, which value, what the collection expects). Displays as the detail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+#[non_exhaustive]
+pub struct InvalidOp {
+    /// The field at fault.
+    pub field: Field,
+    /// What is wrong with it.
+    pub detail: String,
 }

@@ -80,7 +80,11 @@ impl Writer {
         };
         for dir in [layout::SEGMENTS, layout::DELTAS, layout::TMP] {
             for entry in storage.list(dir)? {
-                if referenced.contains(&entry.name) {
+                // Only files the store could have written are collected: a directory or a
+                // name the storage layer refuses (a backslash, say) is not strata's.
+                let foreign = entry.meta.is_dir
+                    || strata_storage::check_path(&layout::join(dir, &entry.name)).is_err();
+                if foreign || referenced.contains(&entry.name) {
                     continue;
                 }
                 if old_enough(&entry.meta) {
@@ -107,6 +111,9 @@ impl Writer {
         // Version directories of dropped collections.
         for entry in storage.list(layout::VERSIONS)? {
             let name = entry.name;
+            if !entry.meta.is_dir || layout::check_collection_name(&name).is_err() {
+                continue;
+            }
             if !names.contains(name.as_str()) && !storage.exists(&layout::head(&name))? {
                 let dir = layout::versions(&name);
                 for f in storage.list(&dir)? {

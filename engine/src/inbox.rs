@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use strata_formats::{DeltaHeader, DeltaWriter, Operation};
-use strata_storage::{publish_inbox_delta, LocalStorage, Storage};
+use strata_storage::{publish_inbox_delta, LocalStorage, Storage, StorageError};
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -36,8 +36,8 @@ impl Writer {
         let mut names: Vec<String> = storage
             .list(layout::INBOX)?
             .into_iter()
+            .filter(|e| !e.meta.is_dir && e.name.ends_with(".delta"))
             .map(|e| e.name)
-            .filter(|n| n.ends_with(".delta"))
             .collect();
         names.sort();
         let mut report = IngestReport::default();
@@ -47,7 +47,16 @@ impl Writer {
                 continue;
             }
             let path = layout::inbox_file(&name);
-            let bytes = storage.read(&path)?;
+            let bytes = match storage.read(&path) {
+                Ok(bytes) => bytes,
+                // A name the storage layer refuses (a backslash, say) is one bad file, not
+                // a reason to stop ingesting the others.
+                Err(e @ StorageError::InvalidPath { .. }) => {
+                    report.failed.push((name, e.to_string()));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let delta = match strata_formats::decode_delta(&bytes) {
                 Ok(d) if d.is_sealed() => d,
                 // No seal, or cut short inside the header: a producer died mid-write.

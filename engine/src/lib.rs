@@ -43,7 +43,7 @@ pub use compaction::{
     MergePolicy, SegmentStats,
 };
 pub use distance::scalar_distance;
-pub use error::{Error, Result};
+pub use error::{Error, Field, InvalidOp, Result};
 pub use gc::GcReport;
 pub use inbox::{write_inbox_delta, IngestReport};
 pub use layout::check_collection_name;
@@ -52,6 +52,6 @@ pub use search::{default_oversample, SearchOptions};
 pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
 pub use store::{ReadableStore, VersionInfo};
 pub use strata_storage::{LocalStorage, MemoryStorage, Storage, StorageError};
-pub use validate::{validate, Field, InvalidOp};
+pub use validate::validate;
 pub use verify::{inspect_file, verify_store, verify_store_on, FileSummary, Problem, VerifyReport};
 pub use writer::{StoreOptions, WriteReceipt, Writer};

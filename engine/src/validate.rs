@@ -1,57 +1,17 @@
 //! Checking an operation against a collection's settings before anything touches the
-//! disk: [`validate`] and the typed [`InvalidOp`] it returns, naming the [`Field`] at fault.
+//! disk: [`validate`] and the typed [`InvalidOp`] (defined with the other errors) it
+//! returns, naming the [`Field`] at fault.
 
 use strata_formats::{Op, Operation};
 
+use crate::error::{Field, InvalidOp};
 use crate::snapshot::CollectionInfo;
 
 /// Longest id accepted, in bytes.
 const MAX_ID_BYTES: usize = 4096;
 
-/// The part of an operation that is invalid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Field {
-    /// A record id, or an id a patch or delete targets: empty, or longer than 4096 bytes.
-    Id,
-    /// The embedding: missing where the collection has dimensions, present where it is
-    /// metadata-only, or holding a value that is not finite.
-    Embedding,
-    /// The embedding's length differs from the collection's dimensions.
-    Dims,
-}
-
-impl Field {
-    /// The field's name as messages show it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Id => "id",
-            Field::Embedding => "embedding",
-            Field::Dims => "dims",
-        }
-    }
-}
-
-impl std::fmt::Display for Field {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Why [`validate`] refused an operation: the field at fault and a readable detail (which
-/// record, which value, what the collection expects). Displays as the detail.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{detail}")]
-#[non_exhaustive]
-pub struct InvalidOp {
-    /// The field at fault.
-    pub field: Field,
-    /// What is wrong with it.
-    pub detail: String,
-}
-
 impl InvalidOp {
-    fn new(field: Field, detail: String) -> InvalidOp {
+    pub(crate) fn new(field: Field, detail: String) -> InvalidOp {
         InvalidOp { field, detail }
     }
 }

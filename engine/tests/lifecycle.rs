@@ -304,10 +304,21 @@ fn a_reader_reads_pins_from_the_manifest() {
     assert_eq!(reader.head("c").unwrap(), head);
     // Version files record no pins; the manifest, opened read-only, does.
     assert!(reader.versions("c").unwrap().iter().all(|v| !v.pinned));
+    let manifest_files = || {
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("manifest"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = manifest_files();
     assert_eq!(
         reader.pins("c").unwrap().into_iter().collect::<Vec<_>>(),
         [head]
     );
+    // Reading the manifest adds nothing to the store (RocksDB's info log goes elsewhere).
+    assert_eq!(manifest_files(), before);
     store.close().unwrap();
     assert_eq!(
         reader.pins("c").unwrap().into_iter().collect::<Vec<_>>(),
@@ -373,6 +384,46 @@ fn inbox_is_ingested_once_and_torn_files_are_reported() {
         .unwrap();
     assert!(w.first_seq > Seq::from(11));
     assert_eq!(ids(&store, "c"), vec!["b"]);
+}
+
+#[test]
+fn foreign_names_in_the_store_stop_neither_ingestion_nor_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Writer::open(dir.path(), opts()).unwrap();
+    store
+        .create_collection("c", 2, Metric::L2, Quantization::None)
+        .unwrap();
+    let header = DeltaHeader {
+        collection: "c".into(),
+        dims: 2,
+        producer: "lambda-1".into(),
+        first_seq: Seq::from(10),
+        created_ms: 0,
+    };
+    let good = Operation {
+        seq: Seq::from(10),
+        op: rec("a", [1.0, 2.0], 10),
+    };
+    // Names the storage layer refuses to address, and a directory where files belong.
+    let sealed = strata_formats::samples::delta();
+    std::fs::write(dir.path().join("inbox/a\\b.delta"), &sealed).unwrap();
+    std::fs::create_dir(dir.path().join("inbox/sub.delta")).unwrap();
+    std::fs::write(dir.path().join("segments/x\\y.seg"), b"not ours").unwrap();
+    std::fs::create_dir(dir.path().join("deltas/stray")).unwrap();
+    strata_engine::write_inbox_delta(dir.path(), "lambda-1", &header, &[good]).unwrap();
+
+    let r = store.ingest_inbox().unwrap();
+    assert_eq!(r.ingested.len(), 1, "{r:?}");
+    assert_eq!(r.failed.len(), 1, "{r:?}");
+    assert_eq!(r.failed[0].0, "a\\b.delta");
+    assert!(r.failed[0].1.contains("backslash"), "{}", r.failed[0].1);
+    assert_eq!(ids(&store, "c"), vec!["a"]);
+
+    store.gc().unwrap();
+    assert!(dir.path().join("segments/x\\y.seg").exists());
+    assert!(dir.path().join("inbox/a\\b.delta").exists());
+    assert!(dir.path().join("deltas/stray").is_dir());
+    assert_eq!(ids(&store, "c"), vec!["a"]);
 }
 
 #[test]

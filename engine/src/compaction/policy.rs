@@ -23,7 +23,7 @@ pub trait MergePolicy: Debug + Send + Sync {
 /// When [`Writer::maybe_compact`](crate::Writer::maybe_compact) compacts, and how segments
 /// are merged: the default [`MergePolicy`].
 ///
-/// Defaults follow the anchors (reference/anchors.md): Qdrant merges the smallest segments
+/// Defaults follow the anchors (docs/reference/anchors.md): Qdrant merges the smallest segments
 /// only while the count falls and vacuums above 20 % deleted; tantivy merges at least 8
 /// segments of a log-size level; Lance materializes deletions above 10 %. Our deltas are
 /// small and frequent, so a flush after 16 deltas (or 64 MiB) keeps merge-on-read cheap.

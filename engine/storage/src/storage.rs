@@ -43,7 +43,7 @@ pub struct TempFile {
 
 impl TempFile {
     /// A temporary at a relative path (backends create these).
-    pub fn new(path: String) -> TempFile {
+    pub(crate) fn new(path: String) -> TempFile {
         TempFile { path }
     }
 

@@ -39,10 +39,7 @@ fn capacity_limits_writes_and_reports_what_is_left() {
     m.remove("deltas/a").unwrap();
     m.remove("inbox/a").unwrap();
     for t in m.list(layout::TMP).unwrap() {
-        m.discard_temp(&strata_storage::TempFile::new(layout::join(
-            layout::TMP,
-            &t.name,
-        )));
+        m.remove(&layout::join(layout::TMP, &t.name)).unwrap();
     }
     assert_eq!(m.used_bytes(), 0);
     m.set_capacity(None);
