@@ -203,3 +203,13 @@ pub struct InvalidOp {
     /// What is wrong with it.
     pub detail: String,
 }
+
+/// A delta that cannot be encoded (a header or a record over the format's limits) as the
+/// invalid argument it is: the header says `delta`, a record says `operation`.
+pub(crate) fn delta_error(e: strata_formats::delta::DeltaWriteError) -> Error {
+    let what = match e {
+        strata_formats::delta::DeltaWriteError::HeaderTooLarge { .. } => "delta",
+        _ => "operation",
+    };
+    Error::invalid(what, e.to_string())
+}

@@ -10,7 +10,7 @@ use strata_formats::{DeltaHeader, DeltaWriter, Operation};
 use strata_storage::{publish_inbox_delta, LocalStorage, Storage, StorageError};
 
 use crate::clock::now_ms;
-use crate::error::{Error, Result};
+use crate::error::{delta_error, Result};
 use crate::layout;
 use crate::store::ReadableStore;
 use crate::validate::validate;
@@ -119,12 +119,8 @@ pub fn write_inbox_delta(
     ops: &[Operation],
 ) -> Result<PathBuf> {
     layout::check_producer_name(producer)?;
-    let mut w = DeltaWriter::new(header).map_err(|e| Error::invalid("delta", e.to_string()))?;
-    for op in ops {
-        w.push(op)
-            .map_err(|e| Error::invalid("operation", e.to_string()))?;
-    }
+    let sealed = DeltaWriter::encode(header, ops).map_err(delta_error)?;
     let storage = LocalStorage::new(store.as_ref())?;
-    let path = publish_inbox_delta(&storage, producer, &w.seal())?;
+    let path = publish_inbox_delta(&storage, producer, &sealed)?;
     Ok(storage.location(&path))
 }

@@ -470,19 +470,14 @@ impl Writer {
             });
         }
         let now = now_ms();
-        let mut w = DeltaWriter::new(&DeltaHeader {
+        let header = DeltaHeader {
             collection: info.name.clone(),
             dims: info.dims,
             producer: self.options.holder.clone(),
             first_seq: ops[0].seq,
             created_ms: now,
-        })
-        .map_err(|e| Error::invalid("delta", e.to_string()))?;
-        for op in &ops {
-            w.push(op)
-                .map_err(|e| Error::invalid("operation", e.to_string()))?;
-        }
-        let bytes = w.seal();
+        };
+        let bytes = DeltaWriter::encode(&header, &ops).map_err(crate::error::delta_error)?;
         let temp = self.core.storage().write_temp("delta", &bytes)?;
         let file = self.publish_numbered(&temp, layout::DELTAS, layout::delta_name)?;
         self.register_delta(snap, file, bytes.len() as u64, &ops, now, |_| {})

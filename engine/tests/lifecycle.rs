@@ -326,6 +326,17 @@ fn a_reader_reads_pins_from_the_manifest() {
     );
 }
 
+/// The header of a producer's delta for collection `c` (2-d) starting at seq 10.
+fn inbox_header() -> DeltaHeader {
+    DeltaHeader {
+        collection: "c".into(),
+        dims: 2,
+        producer: "lambda-1".into(),
+        first_seq: Seq::from(10),
+        created_ms: 0,
+    }
+}
+
 fn walk(d: &std::path::Path) -> Vec<(String, u64)> {
     let mut out = vec![];
     for e in std::fs::read_dir(d).unwrap() {
@@ -349,13 +360,7 @@ fn inbox_is_ingested_once_and_torn_files_are_reported() {
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
-    let header = DeltaHeader {
-        collection: "c".into(),
-        dims: 2,
-        producer: "lambda-1".into(),
-        first_seq: Seq::from(10),
-        created_ms: 0,
-    };
+    let header = inbox_header();
     let op = |s: u64, id: &str| Operation {
         seq: Seq::from(s),
         op: rec(id, [1.0, 2.0], s as i64),
@@ -393,13 +398,7 @@ fn foreign_names_in_the_store_stop_neither_ingestion_nor_gc() {
     store
         .create_collection("c", 2, Metric::L2, Quantization::None)
         .unwrap();
-    let header = DeltaHeader {
-        collection: "c".into(),
-        dims: 2,
-        producer: "lambda-1".into(),
-        first_seq: Seq::from(10),
-        created_ms: 0,
-    };
+    let header = inbox_header();
     let good = Operation {
         seq: Seq::from(10),
         op: rec("a", [1.0, 2.0], 10),

@@ -135,6 +135,16 @@ impl DeltaWriter {
         })
     }
 
+    /// A whole sealed delta in one call: [`DeltaWriter::new`], [`push`](Self::push) of
+    /// each operation in order, [`seal`](Self::seal).
+    pub fn encode(header: &DeltaHeader, ops: &[Operation]) -> Result<Vec<u8>, DeltaWriteError> {
+        let mut writer = DeltaWriter::new(header)?;
+        for op in ops {
+            writer.push(op)?;
+        }
+        Ok(writer.seal())
+    }
+
     /// Append one record.
     pub fn push(&mut self, op: &Operation) -> Result<(), DeltaWriteError> {
         let payload = codec::encode(op);

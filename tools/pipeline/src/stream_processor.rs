@@ -73,11 +73,7 @@ fn seal(collection: &str, producer: &str, ops: &[Operation]) -> Result<Vec<u8>, 
         first_seq: ops[0].seq,
         created_ms: super::now_ms(),
     };
-    let mut writer = DeltaWriter::new(&header)?;
-    for op in ops {
-        writer.push(op)?;
-    }
-    Ok(writer.seal())
+    Ok(DeltaWriter::encode(&header, ops)?)
 }
 
 /// Handle one event: translate it and write its deltas into `store`'s inbox as `producer`

@@ -1658,14 +1658,9 @@ fn encode_delta(collection: Collection, created_ms: i64, ops: &[Operation]) -> V
         created_ms: u64::try_from(created_ms).unwrap_or(0),
     };
     // A header of a few dozen bytes and records of a few KB are far below the format's
-    // limits (1 MiB and 64 MiB), the only reasons these calls fail.
-    let mut writer = DeltaWriter::new(&header).expect("a run delta header is small");
-    for op in ops {
-        writer
-            .push(op)
-            .expect("a receipt record is far below the record limit");
-    }
-    writer.seal()
+    // limits (1 MiB and 64 MiB), the only reasons this call fails.
+    DeltaWriter::encode(&header, ops)
+        .expect("a run delta's header and records are far below the limits")
 }
 
 // ---------------------------------------------------------------------------------------
