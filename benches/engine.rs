@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use strata::formats::samples;
 use strata::{
-    Include, MetaValue, Metric, Op, Quantization, ReadableStore, Reader, Record, StoreOptions,
-    Writer,
+    CompactionPolicy, Include, MetaValue, Metric, Op, Quantization, ReadableStore, Reader, Record,
+    StoreOptions, Writer,
 };
 
 const DIMS: usize = 1536;
@@ -44,9 +44,13 @@ fn record(i: usize) -> Op {
 }
 
 fn options() -> StoreOptions {
-    let mut o = StoreOptions::default();
-    o.policy.max_deltas = usize::MAX;
-    o
+    StoreOptions {
+        policy: std::sync::Arc::new(CompactionPolicy {
+            max_deltas: usize::MAX,
+            ..CompactionPolicy::default()
+        }),
+        ..StoreOptions::default()
+    }
 }
 
 /// A store holding `n` rows in deltas of 1000 rows each.

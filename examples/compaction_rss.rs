@@ -8,7 +8,10 @@
 use std::process::Command;
 
 use strata::formats::samples;
-use strata::{MetaValue, Metric, Op, Quantization, ReadableStore, Record, StoreOptions, Writer};
+use strata::{
+    CompactionPolicy, MetaValue, Metric, Op, Quantization, ReadableStore, Record, StoreOptions,
+    Writer,
+};
 
 const DIMS: usize = 1536;
 
@@ -22,9 +25,14 @@ fn status(key: &str) -> String {
 }
 
 fn build(dir: &str, rows: usize) {
-    let mut o = StoreOptions::default();
-    o.policy.max_deltas = 4;
-    o.policy.merge_factor = usize::MAX;
+    let o = StoreOptions {
+        policy: std::sync::Arc::new(CompactionPolicy {
+            max_deltas: 4,
+            merge_factor: usize::MAX,
+            ..CompactionPolicy::default()
+        }),
+        ..StoreOptions::default()
+    };
     let store = Writer::open(dir, o).unwrap();
     store
         .create_collection("c", DIMS as u32, Metric::L2, Quantization::None)

@@ -14,20 +14,22 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use strata::{
-    Filter, Include, MetaValue, Metric, Op, Patch, Quantization, ReadableStore, Record,
-    StoreOptions, Target, Writer,
+    CompactionPolicy, Filter, Include, MetaValue, Metric, Op, Patch, Quantization, ReadableStore,
+    Record, StoreOptions, Target, Writer,
 };
 
 fn options() -> StoreOptions {
-    let mut o = StoreOptions {
+    StoreOptions {
         gc_grace: Duration::ZERO,
         retain_versions: 2,
+        policy: std::sync::Arc::new(CompactionPolicy {
+            max_deltas: 3,
+            min_segment_rows: 8,
+            merge_factor: 2,
+            ..CompactionPolicy::default()
+        }),
         ..StoreOptions::default()
-    };
-    o.policy.max_deltas = 3;
-    o.policy.min_segment_rows = 8;
-    o.policy.merge_factor = 2;
-    o
+    }
 }
 
 fn child(dir: &std::path::Path) {

@@ -41,10 +41,9 @@ pub struct StoreOptions {
     /// How long tombstones and filter operations are kept so that late, older operations
     /// still resolve in seq order (default 48 h; DynamoDB streams keep records 24 h).
     pub horizon: Duration,
-    /// Compaction policy: the default merge policy's settings.
-    pub policy: CompactionPolicy,
-    /// A merge policy to use instead of `policy` (default None: `policy` decides).
-    pub merge_policy: Option<Arc<dyn MergePolicy>>,
+    /// What `maybe_compact` and `compact` do: the default is [`CompactionPolicy`]'s
+    /// size-tiered policy with its default settings.
+    pub policy: Arc<dyn MergePolicy>,
     /// Check every block crc of a segment when it is first mapped (default true).
     pub verify_on_open: bool,
 }
@@ -60,8 +59,7 @@ impl Default for StoreOptions {
             retain_versions: 8,
             gc_grace: Duration::from_secs(600),
             horizon: Duration::from_secs(48 * 3600),
-            policy: CompactionPolicy::default(),
-            merge_policy: None,
+            policy: Arc::new(CompactionPolicy::default()),
             verify_on_open: true,
         }
     }
@@ -542,11 +540,7 @@ impl Writer {
     fn compact_with(&self, collection: &str, full: bool) -> Result<CompactReport> {
         let _g = self.lock();
         let snap = self.snapshot(collection)?;
-        let policy: &dyn MergePolicy = match &self.options.merge_policy {
-            Some(custom) => custom.as_ref(),
-            None => &self.options.policy,
-        };
-        compaction::compact(self, policy, &snap, full)
+        compaction::compact(self, self.options.policy.as_ref(), &snap, full)
     }
 
     // ---- rollback and pins ----

@@ -516,7 +516,7 @@ impl strata_engine::MergePolicy for FlushOnly {
 fn a_custom_merge_policy_decides_and_bad_plans_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let with = |bad| StoreOptions {
-        merge_policy: Some(std::sync::Arc::new(FlushOnly { bad })),
+        policy: std::sync::Arc::new(FlushOnly { bad }),
         ..opts()
     };
     {

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use strata_engine::{Include, ReadableStore, Reader, StoreOptions, Writer};
+use strata_engine::{CompactionPolicy, Include, ReadableStore, Reader, StoreOptions, Writer};
 use strata_formats::{
     Filter, MetaValue, Metadata, Metric, Op, Operation, Quantization, Record, Seq, Target,
 };
@@ -197,14 +197,18 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn options() -> StoreOptions {
-    let mut o = StoreOptions::default();
-    // Small thresholds so that maybe_compact flushes and merges within a short case.
-    o.policy.max_deltas = 2;
-    o.policy.merge_factor = 2;
-    o.policy.min_segment_rows = 2;
-    o.policy.vacuum_min_dead = 1;
-    o.retain_versions = 1000;
-    o
+    StoreOptions {
+        // Small thresholds so that maybe_compact flushes and merges within a short case.
+        policy: std::sync::Arc::new(CompactionPolicy {
+            max_deltas: 2,
+            merge_factor: 2,
+            min_segment_rows: 2,
+            vacuum_min_dead: 1,
+            ..CompactionPolicy::default()
+        }),
+        retain_versions: 1000,
+        ..StoreOptions::default()
+    }
 }
 
 proptest! {
