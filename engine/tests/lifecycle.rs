@@ -29,6 +29,15 @@ fn opts() -> StoreOptions {
     }
 }
 
+/// A writer on `dir` with an empty 2-d l2 collection `c`.
+fn writer_with_c(dir: &std::path::Path) -> Writer {
+    let store = Writer::open(dir, opts()).unwrap();
+    store
+        .create_collection("c", 2, Metric::L2, Quantization::None)
+        .unwrap();
+    store
+}
+
 fn ids(store: &impl ReadableStore, c: &str) -> Vec<String> {
     store
         .snapshot(c)
@@ -80,10 +89,7 @@ fn a_manifest_that_cannot_open_is_a_typed_rocksdb_error_not_a_busy_writer() {
 #[test]
 fn rollback_and_roll_forward() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     let v1 = store
         .write("c", vec![rec("a", [0.0, 0.0], 1)])
         .unwrap()
@@ -118,10 +124,7 @@ fn rollback_and_roll_forward() {
 #[test]
 fn retention_gc_and_pins() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     let v_first = store
         .write("c", vec![rec("a", [0.0, 0.0], 1)])
         .unwrap()
@@ -293,10 +296,7 @@ fn reader_sees_committed_versions_and_never_writes() {
 #[test]
 fn a_reader_reads_pins_from_the_manifest() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     store.write("c", vec![rec("a", [1.0, 0.0], 1)]).unwrap();
     let head = store.head("c").unwrap();
     store.pin("c", head).unwrap();
@@ -356,10 +356,7 @@ fn walk(d: &std::path::Path) -> Vec<(String, u64)> {
 #[test]
 fn inbox_is_ingested_once_and_torn_files_are_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     let header = inbox_header();
     let op = |s: u64, id: &str| Operation {
         seq: Seq::from(s),
@@ -394,10 +391,7 @@ fn inbox_is_ingested_once_and_torn_files_are_reported() {
 #[test]
 fn foreign_names_in_the_store_stop_neither_ingestion_nor_gc() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     let header = inbox_header();
     let good = Operation {
         seq: Seq::from(10),
@@ -428,10 +422,7 @@ fn foreign_names_in_the_store_stop_neither_ingestion_nor_gc() {
 #[test]
 fn bad_writes_are_rejected_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Writer::open(dir.path(), opts()).unwrap();
-    store
-        .create_collection("c", 2, Metric::L2, Quantization::None)
-        .unwrap();
+    let store = writer_with_c(dir.path());
     let v = store.snapshot("c").unwrap().version().version;
     let bad = Op::Upsert(Record {
         id: "x".into(),
