@@ -2,10 +2,13 @@
 CARGO_TARGET_DIR ?= /var/tmp/strata-target
 export CARGO_TARGET_DIR
 SECONDS ?= 60
+# The project's Python environment (maturin, pytest, numpy, moto's server): requirements-dev.txt.
+VENV ?= /var/tmp/strata-venv
+export VENV
 PROPTEST_CASES ?= 1000
 export PROPTEST_CASES
 
-.PHONY: setup demo test bench fuzz-smoke lint lambdas
+.PHONY: setup venv demo test bench fuzz-smoke lint lambdas
 
 # librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
 setup:
@@ -15,6 +18,14 @@ setup:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev; \
 	fi
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
+	@$(MAKE) --no-print-directory venv
+
+# The Python environment in $(VENV), (re)installed when requirements-dev.txt changes.
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
 
 # The main job on the embedded default: a local directory.
 demo: setup
@@ -42,9 +53,13 @@ lambdas: setup
 		$$(objdump -T dist/stream/bootstrap dist/compactor/strata-compactor-lambda | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
 
 # The tests (what CI runs).
+# S3 and DynamoDB integration tests run against moto's server on 127.0.0.1, started here
+# and stopped after (by its PID), whatever the tests' outcome.
 test: setup
-	cargo test --release --workspace
-	cargo test --release -p strata-pipeline --no-default-features
+	@eval "$$(bash .ci/moto.sh start)"; status=0; \
+	cargo test --release --workspace || status=$$?; \
+	[ $$status -ne 0 ] || cargo test --release -p strata-pipeline --no-default-features || status=$$?; \
+	bash .ci/moto.sh stop; exit $$status
 
 bench: setup
 	cargo bench --bench formats
