@@ -183,7 +183,27 @@ def check_no_import_cycles():
     return [f"import cycle in engine/src: {c}" for c in cycles]
 
 
+def check_failpoints_test_only():
+    """Failpoints cost nothing outside tests: the `fail` crate is linked only under the
+    `failpoints` feature, and production code reaches it only through `failpoint!` or code
+    under `#[cfg(feature = "failpoints")]`."""
+    problems = []
+    problems += forbid("strata-engine", ["fail"], why=" (failpoints outside the `failpoints` feature)")
+    problems += forbid("strata-storage", ["fail"], why=" (failpoints outside the `failpoints` feature)")
+    for path in rust_files("engine/src", "engine/storage/src"):
+        if path.endswith("failpoints.rs"):
+            continue
+        lines = production_lines(path)
+        for i, (number, code) in enumerate(lines):
+            if re.search(r"(?<![\w$:])fail::", code):
+                window = "\n".join(c for _, c in lines[max(0, i - 2):i])
+                if 'cfg(feature = "failpoints")' not in window:
+                    problems.append(f"{os.path.relpath(path, ROOT)}:{number}: `fail::` outside `#[cfg(feature = \"failpoints\")]`")
+    return problems
+
+
 CHECKS = {
+    "failpoints-test-only": check_failpoints_test_only,
     "no-import-cycles": check_no_import_cycles,
     "fs-only-in-storage": check_fs_only_in_storage,
     "formats-stream-no-io": check_formats_stream_no_io,

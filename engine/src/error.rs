@@ -97,6 +97,39 @@ pub enum Error {
         /// Why.
         detail: String,
     },
+    /// An fsync (or a synced manifest commit) failed earlier in this writer: what it was
+    /// making durable may be lost whatever a retry would report (PostgreSQL's fsyncgate), so
+    /// the writer commits nothing more. Reopen the store: it re-reads what is durable.
+    #[error("the writer stopped committing after a failed sync ({cause}); nothing since is committed — reopen the store, which re-reads what is really on disk")]
+    SyncFailed {
+        /// The failure, as it was reported.
+        cause: String,
+    },
+    /// The head version references a file that fails its checksum (or is missing or
+    /// torn): the writer commits nothing on top of it. `strata verify` names the intact
+    /// retained versions; `rollback` to one of them.
+    #[error("refusing to commit on top of version {version} of {collection:?}: it references {}, which fails its checksum ({detail}); `strata verify` lists the intact retained versions, `strata rollback` returns to one", .path.display())]
+    DamagedHead {
+        /// The collection.
+        collection: String,
+        /// Its head version.
+        version: u64,
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A request beyond one of the engine's bounds (`MAX_K`, `MAX_GET_IDS`,
+    /// `MAX_BATCH_QUERIES`); nothing was allocated for it.
+    #[error("{what} is {got}, more than the limit of {limit}")]
+    LimitExceeded {
+        /// What was too large (`k`, `ids`, `query vectors`).
+        what: &'static str,
+        /// The size asked for.
+        got: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Not enough free disk for a compaction.
     #[error("not enough free disk at {path} for compaction: {needed} bytes needed (twice the inputs), {available} available; nothing was changed")]
     NoSpace {

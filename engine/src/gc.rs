@@ -28,7 +28,7 @@ pub struct GcReport {
 impl Writer {
     /// Apply retention and delete unreferenced files older than the grace period.
     pub fn gc(&self) -> Result<GcReport> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         let m = self.manifest();
         let storage = self.storage();
         let mut report = GcReport::default();
@@ -68,7 +68,7 @@ impl Writer {
             referenced.extend(s.version.segments.iter().map(|x| x.file.clone()));
             referenced.extend(s.version.deltas.iter().map(|x| x.file.clone()));
         }
-        c.commit(self.epoch())?;
+        self.commit_batch(c)?;
         for path in dropped_files {
             self.remove_counted(&path, &mut report)?;
         }
@@ -107,7 +107,7 @@ impl Writer {
                 Some(_) => report.files_in_grace += 1,
             }
         }
-        forget.commit(self.epoch())?;
+        self.commit_batch(forget)?;
         // Version directories of dropped collections.
         for entry in storage.list(layout::VERSIONS)? {
             let name = entry.name;
@@ -129,6 +129,7 @@ impl Writer {
         let Some(meta) = self.storage().stat(path)? else {
             return Ok(());
         };
+        strata_storage::failpoint!("gc: remove", self.storage().location(path));
         self.storage().remove(path)?;
         report.files_deleted += 1;
         report.bytes_freed += meta.len;

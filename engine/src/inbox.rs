@@ -32,6 +32,7 @@ pub struct IngestReport {
 impl Writer {
     /// Register every new sealed delta in the inbox, oldest name first.
     pub fn ingest_inbox(&self) -> Result<IngestReport> {
+        self.check_sync()?;
         let storage = self.storage();
         let mut names: Vec<String> = storage
             .list(layout::INBOX)?
@@ -47,7 +48,11 @@ impl Writer {
                 continue;
             }
             let path = layout::inbox_file(&name);
-            let bytes = match storage.read(&path) {
+            let read = (|| {
+                strata_storage::failpoint!("ingest: read inbox file", storage.location(&path));
+                storage.read(&path)
+            })();
+            let bytes = match read {
                 Ok(bytes) => bytes,
                 // A name the storage layer refuses (a backslash, say) is one bad file, not
                 // a reason to stop ingesting the others.
@@ -70,8 +75,8 @@ impl Writer {
                 }
             };
             let collection = delta.header.collection.clone();
-            let _g = self.lock();
-            let snap = match self.snapshot(&collection) {
+            let _g = self.lock()?;
+            let snap = match self.head_for_commit(&collection) {
                 Ok(s) => s,
                 Err(e) => {
                     report.failed.push((name, e.to_string()));
@@ -90,7 +95,9 @@ impl Writer {
             // Linked, not copied, into deltas/; the link fsyncs the directory.
             let file = loop {
                 let file = layout::delta_name(self.alloc_file());
-                if storage.link(&path, &layout::delta(&file))? {
+                let dest = layout::delta(&file);
+                strata_storage::failpoint!("ingest: link delta", storage.location(&dest));
+                if storage.link(&path, &dest)? {
                     break file;
                 }
             };

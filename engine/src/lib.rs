@@ -23,9 +23,11 @@ mod clock;
 mod compaction;
 mod distance;
 mod error;
+mod fsyncgate;
 mod gc;
 mod inbox;
 mod layout;
+pub mod limits;
 mod manifest;
 mod reader;
 mod resolve;
@@ -53,5 +55,7 @@ pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
 pub use store::{ReadableStore, VersionInfo};
 pub use strata_storage::{LocalStorage, MemoryStorage, Storage, StorageError};
 pub use validate::validate;
-pub use verify::{inspect_file, verify_store, verify_store_on, FileSummary, Problem, VerifyReport};
+pub use verify::{
+    inspect_file, verify_store, verify_store_on, FileSummary, Problem, VerifyReport, VersionHealth,
+};
 pub use writer::{StoreOptions, WriteReceipt, Writer};

@@ -324,6 +324,7 @@ impl SnapshotState {
     }
 
     fn knn(&self, q: &Query<'_>, opts: &SearchOptions) -> Result<Vec<RecordOut>> {
+        crate::limits::check("k", q.k, crate::limits::MAX_K)?;
         self.check_query(q.vector)?;
         if opts.oversample == Some(0) {
             return Err(Error::invalid("oversample", "must be at least 1"));
@@ -376,6 +377,12 @@ impl Snapshot {
         include: Include,
         opts: &SearchOptions,
     ) -> Result<Vec<Vec<RecordOut>>> {
+        crate::limits::check("k", k, crate::limits::MAX_K)?;
+        crate::limits::check(
+            "query vectors",
+            vectors.len(),
+            crate::limits::MAX_BATCH_QUERIES,
+        )?;
         let quantized = self
             .0
             .segments

@@ -495,6 +495,7 @@ impl Snapshot {
 
     /// Records by id, in the order asked; ids with no visible record are skipped.
     pub fn get(&self, ids: &[String], include: Include) -> Result<Vec<RecordOut>> {
+        crate::limits::check("ids", ids.len(), crate::limits::MAX_GET_IDS)?;
         let s = &self.0;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {

@@ -13,7 +13,7 @@ use strata_storage::{LocalStorage, Storage};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
 use crate::layout;
-use crate::store::is_store;
+use crate::store::{is_store, read_head_file};
 
 /// One problem found by [`verify_store`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +33,46 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Problems found (empty when the store is intact).
     pub problems: Vec<Problem>,
+    /// Every retained version of every collection (by collection, then version), and
+    /// whether all the files it needs are intact: where a file is damaged, the versions an
+    /// operator can `rollback` to.
+    pub versions: Vec<VersionHealth>,
+}
+
+/// Whether one retained version can be read: its version file decodes and every segment
+/// and delta it references exists with the recorded size and passes its checksums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionHealth {
+    /// The collection.
+    pub collection: String,
+    /// The version.
+    pub version: u64,
+    /// Whether HEAD names it.
+    pub head: bool,
+    /// Files it needs that are damaged or missing (empty: intact).
+    pub damaged: Vec<PathBuf>,
+}
+
+impl VersionHealth {
+    /// Whether every file the version needs is intact.
+    pub fn intact(&self) -> bool {
+        self.damaged.is_empty()
+    }
 }
 
 impl VerifyReport {
+    /// The intact retained versions of `collection`, newest first (rollback targets).
+    pub fn intact_versions(&self, collection: &str) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .versions
+            .iter()
+            .filter(|h| h.collection == collection && h.intact())
+            .map(|h| h.version)
+            .collect();
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v
+    }
+
     /// Whether no problem was found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
@@ -255,6 +292,7 @@ pub fn verify_store_on(storage: &dyn Storage) -> Result<VerifyReport> {
             }
         }
     }
+    let damaged: Vec<PathBuf> = report.problems.iter().map(|p| p.path.clone()).collect();
     let mut collections: Vec<String> = storage
         .list(layout::VERSIONS)?
         .into_iter()
@@ -263,7 +301,7 @@ pub fn verify_store_on(storage: &dyn Storage) -> Result<VerifyReport> {
         .collect();
     collections.sort();
     for collection in collections {
-        verify_collection(storage, &mut report, &collection)?;
+        verify_collection(storage, &mut report, &collection, &damaged)?;
     }
     Ok(report)
 }
@@ -273,6 +311,7 @@ fn verify_collection(
     storage: &dyn Storage,
     report: &mut VerifyReport,
     collection: &str,
+    damaged: &[PathBuf],
 ) -> Result<()> {
     let problem = |report: &mut VerifyReport, path: &str, what: String| {
         report.problems.push(Problem {
@@ -292,19 +331,57 @@ fn verify_collection(
         .map(|e| layout::join(&cdir, &e.name))
         .collect();
     files.sort();
+    let head = layout::head(collection);
+    let head_version = read_head_file(storage, &head).ok().flatten();
     for path in &files {
         report.files += 1;
-        match storage.read(path) {
+        let record = match storage.read(path) {
             Ok(b) => {
                 report.bytes += b.len() as u64;
-                if let Err(e) = decode_version(&b) {
-                    problem(report, path, e.to_string());
-                }
+                decode_version(&b)
+                    .map(|(_, r)| r)
+                    .map_err(|e| e.to_string())
             }
-            Err(e) => problem(report, path, e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let version = Path::new(path)
+            .file_name()
+            .and_then(|n| layout::version_number(&n.to_string_lossy()));
+        let Some(version) = version else { continue };
+        let health = |damaged: Vec<PathBuf>| VersionHealth {
+            collection: collection.to_string(),
+            version,
+            head: head_version == Some(version),
+            damaged,
+        };
+        match record {
+            Ok(record) => {
+                let needs = record
+                    .segments
+                    .iter()
+                    .map(|s| (layout::segment(&s.file), s.bytes))
+                    .chain(
+                        record
+                            .deltas
+                            .iter()
+                            .map(|d| (layout::delta(&d.file), d.bytes)),
+                    );
+                let bad = needs
+                    .filter(|(p, len)| {
+                        let location = storage.location(p);
+                        damaged.contains(&location)
+                            || !matches!(storage.stat(p), Ok(Some(m)) if m.len == *len)
+                    })
+                    .map(|(p, _)| storage.location(&p))
+                    .collect();
+                report.versions.push(health(bad));
+            }
+            Err(e) => {
+                problem(report, path, e);
+                report.versions.push(health(vec![storage.location(path)]));
+            }
         }
     }
-    let head = layout::head(collection);
     if !storage.exists(&head)? {
         return Ok(());
     }

@@ -7,7 +7,7 @@
 //! check → version file and HEAD → swap the in-memory snapshot. The return of
 //! [`Writer::write`] is the acknowledgment.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -21,6 +21,7 @@ use strata_storage::{LocalStorage, Storage, TempFile};
 use crate::clock::{now_ms, rfc3339};
 use crate::compaction::{self, CompactReport, CompactionContext, CompactionPolicy, MergePolicy};
 use crate::error::{Error, Result};
+use crate::fsyncgate::{self, SyncState, SyncWatch};
 use crate::layout::{self, check_collection_name};
 use crate::manifest::{CommitBuilder, Lease, Manifest};
 use crate::segment::MappedSegment;
@@ -95,6 +96,8 @@ pub struct Writer {
     /// Serializes writes, compactions, commits and GC.
     write_lock: Mutex<()>,
     next_file: AtomicU64,
+    /// The first failed sync: from then on every change is refused (see `fsyncgate`).
+    sync: SyncState,
 }
 
 impl std::fmt::Debug for Writer {
@@ -149,6 +152,8 @@ impl Writer {
     /// (the manifest then lives in RocksDB's in-memory environment, under a path named
     /// after the storage's location).
     pub fn open_on(storage: Arc<dyn Storage>, options: StoreOptions) -> Result<Writer> {
+        let sync = SyncState::default();
+        let storage: Arc<dyn Storage> = Arc::new(SyncWatch::new(storage, sync.clone()));
         for dir in layout::STORE_DIRS {
             storage.create_dir(dir)?;
         }
@@ -165,10 +170,48 @@ impl Writer {
             options,
             write_lock: Mutex::new(()),
             next_file: AtomicU64::new(0),
+            sync,
         };
         writer.init_file_numbers()?;
+        writer.sweep_temporaries()?;
         writer.recover_published()?;
+        writer.sync.check()?;
         Ok(writer)
+    }
+
+    /// Remove the temporaries a killed writer left in `tmp/`: only the writer makes
+    /// temporaries other than producers' inbox ones, and this one holds the writer role, so
+    /// none of them is being written. Producers' (`inbox` temporaries: a stream Lambda on
+    /// another host may be writing one now) wait for GC's grace period.
+    fn sweep_temporaries(&self) -> Result<()> {
+        let storage = self.core.storage();
+        for entry in storage.list(layout::TMP)? {
+            if entry.meta.is_dir || layout::temp_hint(&entry.name).is_none_or(|h| h == "inbox") {
+                continue;
+            }
+            let path = strata_storage::layout::join(layout::TMP, &entry.name);
+            strata_storage::failpoint!("recover: sweep temporaries", storage.location(&path));
+            match storage.remove(&path) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Commit a manifest batch (synced), after checking that no sync failed; a failed
+    /// commit is final like a failed fsync.
+    pub(crate) fn commit_batch(&self, c: CommitBuilder<'_>) -> Result<()> {
+        self.sync.check()?;
+        strata_storage::failpoint!("manifest commit", self.core.storage().location("manifest"));
+        let r = c.commit(self.epoch);
+        if let Err(e) = &r {
+            if fsyncgate::is_sync_failure(e) {
+                self.sync.fail(e);
+            }
+        }
+        r
     }
 
     /// The options.
@@ -190,8 +233,16 @@ impl Writer {
         &self.manifest
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(|e| e.into_inner())
+    /// Refuse if a sync failed (see `fsyncgate`).
+    pub(crate) fn check_sync(&self) -> Result<()> {
+        self.sync.check()
+    }
+
+    /// The writer lock, which every change takes; refused once a sync failed.
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, ()>> {
+        let g = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.sync.check()?;
+        Ok(g)
     }
 
     fn init_file_numbers(&self) -> Result<()> {
@@ -219,14 +270,22 @@ impl Writer {
         dir: &str,
         name: fn(u64) -> String,
     ) -> Result<String> {
+        let storage = self.core.storage();
         loop {
             let file = name(self.alloc_file());
-            if self
-                .core
-                .storage()
-                .publish(temp, &layout::join(dir, &file))?
-            {
-                return Ok(file);
+            let dest = layout::join(dir, &file);
+            let published = (|| {
+                strata_storage::failpoint!("publish file", storage.location(&dest));
+                Ok::<_, Error>(storage.publish(temp, &dest)?)
+            })();
+            match published {
+                Ok(true) => return Ok(file),
+                Ok(false) => {}
+                Err(e) => {
+                    // A failed publication removes the temporary before it returns.
+                    storage.discard_temp(temp);
+                    return Err(e);
+                }
             }
         }
     }
@@ -240,6 +299,10 @@ impl Writer {
                     if read_head_file(storage, &layout::head(&info.name))? != Some(v)
                         || !storage.exists(&layout::version_file(&info.name, v))?
                     {
+                        strata_storage::failpoint!(
+                            "recover: republish version",
+                            storage.location(&layout::head(&info.name))
+                        );
                         self.publish_version(&record)?;
                     }
                 }
@@ -254,13 +317,25 @@ impl Writer {
         storage.create_dir(&layout::versions(&record.collection))?;
         let path = layout::version_file(&record.collection, record.version);
         if !storage.exists(&path)? {
+            strata_storage::failpoint!("publish version file", storage.location(&path));
             let temp = storage.write_temp("version", &encode_version(record))?;
-            storage.publish(&temp, &path)?;
+            let published = (|| {
+                strata_storage::failpoint!("publish version file", storage.location(&path));
+                storage.publish(&temp, &path)
+            })();
+            match published {
+                Ok(true) => {}
+                // Published meanwhile (by an earlier attempt): this copy is not needed.
+                Ok(false) => storage.discard_temp(&temp),
+                Err(e) => {
+                    storage.discard_temp(&temp);
+                    return Err(e.into());
+                }
+            }
         }
-        storage.replace(
-            &layout::head(&record.collection),
-            format!("{}\n", record.version).as_bytes(),
-        )?;
+        let head = layout::head(&record.collection);
+        strata_storage::failpoint!("publish HEAD", storage.location(&head));
+        storage.replace(&head, format!("{}\n", record.version).as_bytes())?;
         Ok(())
     }
 
@@ -299,7 +374,7 @@ impl Writer {
                 format!("{dims} exceeds {}", strata_formats::segment::MAX_DIMS),
             ));
         }
-        let _g = self.lock();
+        let _g = self.lock()?;
         if self.manifest.collection(name)?.is_some() {
             return Err(Error::CollectionExists(name.to_string()));
         }
@@ -335,7 +410,7 @@ impl Writer {
         let mut c = self.manifest.begin();
         c.put_collection(&info);
         c.put_head_version(&record, None, now);
-        c.commit(self.epoch)?;
+        self.commit_batch(c)?;
         self.publish_version(&record)?;
         let state = SnapshotState::new(info.clone(), Arc::new(record), vec![])?;
         self.core.set_head(Snapshot(Arc::new(state)));
@@ -344,7 +419,7 @@ impl Writer {
 
     /// Change the quantization a collection's next compaction builds.
     pub fn set_quantization(&self, name: &str, quantization: Quantization) -> Result<()> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         let mut info = self.collection_info(name)?;
         info.quantization = if info.dims == 0 {
             Quantization::None
@@ -353,20 +428,20 @@ impl Writer {
         };
         let mut c = self.manifest.begin();
         c.put_collection(&info);
-        c.commit(self.epoch)?;
+        self.commit_batch(c)?;
         self.core.forget_head(name);
         Ok(())
     }
 
     /// Drop a collection: it disappears at once; its files are collected by GC.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         if self.manifest.collection(name)?.is_none() {
             return Err(Error::NoSuchCollection(name.to_string()));
         }
         let mut c = self.manifest.begin();
         c.drop_collection(name)?;
-        c.commit(self.epoch)?;
+        self.commit_batch(c)?;
         let head = layout::head(name);
         if self.core.storage().exists(&head)? {
             self.core.storage().remove(&head)?;
@@ -410,12 +485,39 @@ impl Writer {
         let mut c = self.manifest.begin();
         c.put_head_version(&record, Some(previous), now);
         extra(&mut c);
-        c.commit(self.epoch)?;
+        self.commit_batch(c)?;
         self.publish_version(&record)?;
         state.version = Arc::new(record);
         let snap = Snapshot(Arc::new(state));
         self.core.set_head(snap.clone());
         Ok(snap)
+    }
+
+    /// The head snapshot a commit builds on. Loading it checks every file it references
+    /// (each segment's block crcs when it is first mapped, with `verify_on_open`; each
+    /// delta's crc and seal): a head that fails to load because a file is damaged is
+    /// [`Error::DamagedHead`], and nothing is committed on top of it. The check costs
+    /// nothing extra: a head is loaded once after open and whenever it moved.
+    pub(crate) fn head_for_commit(&self, collection: &str) -> Result<Snapshot> {
+        self.snapshot(collection).map_err(|e| {
+            let damaged = |path: PathBuf, detail: String| Error::DamagedHead {
+                collection: collection.to_string(),
+                version: self.manifest.head(collection).ok().flatten().unwrap_or(0),
+                path,
+                detail,
+            };
+            match e {
+                Error::Format { path, source } => damaged(path, source.to_string()),
+                Error::Io { path, source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    damaged(path, "missing".into())
+                }
+                Error::Invalid { what, detail } if what == "delta file" => damaged(
+                    PathBuf::from(detail.split(": ").next().unwrap_or("")),
+                    detail,
+                ),
+                other => other,
+            }
+        })
     }
 
     /// The state behind a head snapshot, to derive the next version from: taken without a
@@ -432,8 +534,8 @@ impl Writer {
     /// order after everything it has seen. One sealed delta; returns once it is durable
     /// and registered (the acknowledgment).
     pub fn write(&self, collection: &str, ops: Vec<Op>) -> Result<WriteReceipt> {
-        let _g = self.lock();
-        let snap = self.snapshot(collection)?;
+        let _g = self.lock()?;
+        let snap = self.head_for_commit(collection)?;
         let mut seq = snap.version().seq_watermark;
         let ops = ops
             .into_iter()
@@ -448,8 +550,8 @@ impl Writer {
     /// Apply a batch of operations that carry their source seqs (for example DynamoDB
     /// stream SequenceNumbers). Same durability as [`Writer::write`].
     pub fn write_sequenced(&self, collection: &str, ops: Vec<Operation>) -> Result<WriteReceipt> {
-        let _g = self.lock();
-        let snap = self.snapshot(collection)?;
+        let _g = self.lock()?;
+        let snap = self.head_for_commit(collection)?;
         self.write_locked(snap, ops)
     }
 
@@ -476,7 +578,9 @@ impl Writer {
             created_ms: now,
         };
         let bytes = DeltaWriter::encode(&header, &ops).map_err(crate::error::delta_error)?;
-        let temp = self.core.storage().write_temp("delta", &bytes)?;
+        let storage = self.core.storage();
+        strata_storage::failpoint!("write delta", storage.location(layout::TMP));
+        let temp = storage.write_temp("delta", &bytes)?;
         let file = self.publish_numbered(&temp, layout::DELTAS, layout::delta_name)?;
         self.register_delta(snap, file, bytes.len() as u64, &ops, now, |_| {})
     }
@@ -538,8 +642,8 @@ impl Writer {
     }
 
     fn compact_with(&self, collection: &str, full: bool) -> Result<CompactReport> {
-        let _g = self.lock();
-        let snap = self.snapshot(collection)?;
+        let _g = self.lock()?;
+        let snap = self.head_for_commit(collection)?;
         compaction::compact(self, self.options.policy.as_ref(), &snap, full)
     }
 
@@ -548,14 +652,17 @@ impl Writer {
     /// Make a retained version the head again, as a new version (history is kept; rolling
     /// forward is another rollback).
     pub fn rollback(&self, collection: &str, version: u64) -> Result<VersionInfo> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         let target = self
             .core
             .version_record(&self.manifest, collection, version)?;
         let info = self.collection_info(collection)?;
-        let current = self.snapshot(collection)?;
+        // The head's record only, not its state: a head whose files are damaged can be
+        // rolled back from.
+        let head = self.head(collection)?;
+        let current = self.core.version_record(&self.manifest, collection, head)?;
         let mut state = self.core.load_state(info, target.clone())?;
-        state.version = current.0.version.clone();
+        state.version = Arc::new(current);
         let snap = self.commit_state(
             state,
             |r| {
@@ -580,17 +687,17 @@ impl Writer {
 
     /// Pin a version: retention and GC keep it until it is unpinned.
     pub fn pin(&self, collection: &str, version: u64) -> Result<()> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         self.core
             .version_record(&self.manifest, collection, version)?;
         let mut c = self.manifest.begin();
         c.pin(collection, version);
-        c.commit(self.epoch)
+        self.commit_batch(c)
     }
 
     /// Unpin a version.
     pub fn unpin(&self, collection: &str, version: u64) -> Result<()> {
-        let _g = self.lock();
+        let _g = self.lock()?;
         if !self.manifest.pins(collection)?.contains(&version) {
             return Err(Error::invalid(
                 "unpin",
@@ -599,7 +706,7 @@ impl Writer {
         }
         let mut c = self.manifest.begin();
         c.unpin(collection, version);
-        c.commit(self.epoch)
+        self.commit_batch(c)
     }
 }
 

@@ -169,7 +169,7 @@ fn a_crash_at_any_sync_point_of_a_compaction_loses_nothing() {
 }
 
 #[test]
-fn an_io_error_at_any_sync_point_of_a_write_fails_it_and_the_store_goes_on() {
+fn an_io_error_at_any_sync_point_of_a_write_fails_it_and_the_reopened_store_goes_on() {
     let write = |s: &Writer| s.write("c", vec![rec("x", 9.0)]).map(|_| ());
     let points = sync_points_of(write);
     for (i, point) in points.iter().enumerate() {
@@ -178,6 +178,14 @@ fn an_io_error_at_any_sync_point_of_a_write_fails_it_and_the_store_goes_on() {
         disk.inject(Trigger::Sync(i as u64 + 1), Fault::Eio);
         let err = write(&store).unwrap_err();
         assert!(err.to_string().contains("simulated EIO"), "{point}: {err}");
+        // A failed fsync is final: this writer commits nothing more (tests/faults.rs); the
+        // store goes on once reopened.
+        assert!(matches!(
+            store.write("c", vec![rec("y", 8.0)]),
+            Err(strata_engine::Error::SyncFailed { .. })
+        ));
+        drop(store);
+        let store = open(&disk);
         store.write("c", vec![rec("y", 8.0)]).unwrap();
         let got = ids(&store);
         assert!(

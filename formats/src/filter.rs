@@ -20,6 +20,9 @@ use crate::value::{MetaValue, Metadata, Scalar};
 /// Deepest nesting of `$and` / `$or` a filter may have.
 pub const MAX_FILTER_DEPTH: usize = 32;
 
+/// Longest filter text [`Filter::parse`] takes, in bytes (1 MiB).
+pub const MAX_FILTER_BYTES: usize = 1 << 20;
+
 /// A comparison operator on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CmpOp {
@@ -324,6 +327,15 @@ impl Filter {
 
     /// Parse a filter from JSON text.
     pub fn parse(text: &str) -> Result<Filter, FilterError> {
+        if text.len() > MAX_FILTER_BYTES {
+            return Err(err(
+                "$",
+                format!(
+                    "filter is {} bytes, more than the limit of {MAX_FILTER_BYTES}",
+                    text.len()
+                ),
+            ));
+        }
         let v: Json = serde_json::from_str(text).map_err(|e| err("$", e.to_string()))?;
         Filter::from_json(&v)
     }

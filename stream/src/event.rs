@@ -8,6 +8,11 @@
 //! [`RecordFailure`] naming its index, `eventID`, `SequenceNumber`, the JSON path of the
 //! offending field and its position in the payload, while the other records still parse.
 //!
+//! Foreign but valid input is read: a leading UTF-8 byte-order mark (as .NET tools write
+//! files) is skipped, and a file holding one bare stream record (no `Records` array: one
+//! element saved on its own) is a one-record batch. A partial-batch response
+//! (`batchItemFailures`) is refused as what it is.
+//!
 //! Leniency follows what AWS documents as optional: `ApproximateCreationDateTime` may be
 //! absent, an integer or fractional seconds; `SequenceNumber`, `eventVersion`,
 //! `eventSourceARN`, `StreamViewType`, `userIdentity` (TTL deletes), `OldImage` and
@@ -372,9 +377,56 @@ fn check_size(bytes: &[u8]) -> Result<&str, EventError> {
             max: MAX_EVENT_BYTES,
         });
     }
-    std::str::from_utf8(bytes).map_err(|e| EventError::NotUtf8 {
+    let text = std::str::from_utf8(bytes).map_err(|e| EventError::NotUtf8 {
         at: position_of(bytes, e.valid_up_to()),
-    })
+    })?;
+    // A UTF-8 byte-order mark, as .NET and PowerShell tools write it, is not part of the
+    // JSON text (RFC 8259 section 8.1 lets a parser ignore it).
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Just enough of a top-level object to tell a bare stream record (one element of
+/// `Records`, saved on its own) from an event.
+#[derive(Deserialize)]
+struct BareProbe {
+    #[serde(rename = "Records", default)]
+    records: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    dynamodb: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "eventName", default)]
+    event_name: Option<serde::de::IgnoredAny>,
+    #[serde(rename = "batchItemFailures", default)]
+    batch_item_failures: Option<serde::de::IgnoredAny>,
+}
+
+/// What a top-level object without `Records` is: a bare record (parsed as a one-record
+/// batch), a partial-batch response (refused, saying so), or None (the caller's error).
+fn without_records(text: &str) -> Option<Result<ParsedBatch, EventError>> {
+    let probe: BareProbe = serde_json::from_str(text).ok()?;
+    if probe.records.is_some() {
+        return None;
+    }
+    if probe.batch_item_failures.is_some() {
+        return Some(Err(EventError::NotAnEvent {
+            at: Position { line: 1, column: 1 },
+            message: "this is a Lambda partial-batch response (`batchItemFailures`), \
+                      not a stream event (a JSON object with a `Records` array)"
+                .into(),
+        }));
+    }
+    if probe.dynamodb.is_none() && probe.event_name.is_none() {
+        return None;
+    }
+    let mut batch = ParsedBatch {
+        records: vec![],
+        failures: vec![],
+        window: None,
+    };
+    match parse_raw_record(0, text, Position { line: 1, column: 1 }) {
+        Ok(r) => batch.records.push(r),
+        Err(f) => batch.failures.push(f),
+    }
+    Some(Ok(batch))
 }
 
 /// Parse a Lambda DynamoDB stream event (plain or tumbling-window).
@@ -383,6 +435,8 @@ fn check_size(bytes: &[u8]) -> Result<&str, EventError> {
 /// parse is reported in [`ParsedBatch::failures`] and the others are returned.
 pub fn parse_event(bytes: &[u8]) -> Result<ParsedBatch, EventError> {
     let text = check_size(bytes)?;
+    // Positions count from the JSON text (after a byte-order mark).
+    let bytes = text.as_bytes();
     if !text.trim_start().starts_with('{') {
         // serde would read a struct from a JSON array too: classify, then refuse.
         let at_end = Position { line: 1, column: 1 };
@@ -400,22 +454,13 @@ pub fn parse_event(bytes: &[u8]) -> Result<ParsedBatch, EventError> {
             },
         });
     }
-    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
-        let at = Position {
-            line: e.line(),
-            column: e.column(),
-        };
-        match e.classify() {
-            serde_json::error::Category::Data => EventError::NotAnEvent {
-                at,
-                message: e.to_string(),
-            },
-            _ => EventError::Json {
-                at,
-                message: e.to_string(),
-            },
-        }
-    })?;
+    let envelope: Envelope<'_> = match serde_json::from_str(text) {
+        Ok(envelope) => envelope,
+        Err(e) => match without_records(text) {
+            Some(bare) => return bare,
+            None => return Err(envelope_error(e)),
+        },
+    };
     let windowed = envelope.window.is_some()
         || envelope.shard_id.is_some()
         || envelope.is_final_invoke_for_window.is_some();
@@ -443,6 +488,24 @@ pub fn parse_event(bytes: &[u8]) -> Result<ParsedBatch, EventError> {
         failures,
         window,
     })
+}
+
+/// The error of an envelope that does not parse: syntax (`Json`) or shape (`NotAnEvent`).
+fn envelope_error(e: serde_json::Error) -> EventError {
+    let at = Position {
+        line: e.line(),
+        column: e.column(),
+    };
+    match e.classify() {
+        serde_json::error::Category::Data => EventError::NotAnEvent {
+            at,
+            message: e.to_string(),
+        },
+        _ => EventError::Json {
+            at,
+            message: e.to_string(),
+        },
+    }
 }
 
 /// Parse one stream record on its own (the JSON object of one element of `Records`).

@@ -250,3 +250,65 @@ fn a_broken_record_in_a_real_event_is_reported_alone() {
     let t = translate_batch(&batch);
     assert_eq!(t.batch_response(), BatchResponse::failing([Some("222")]));
 }
+
+/// Every fixture that is an event (or a bare record) parses the same with a UTF-8
+/// byte-order mark in front, as .NET tools save files.
+#[test]
+fn a_byte_order_mark_changes_nothing() {
+    for name in KNOWN {
+        if name.contains("malformed") || name.contains("response") {
+            continue;
+        }
+        let plain = parse_event(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend(read(name));
+        let marked = parse_event(&bom).unwrap_or_else(|e| panic!("{name} with a BOM: {e}"));
+        assert_eq!(marked.records, plain.records, "{name}");
+        assert_eq!(marked.failures.len(), plain.failures.len(), "{name}");
+        assert!(!marked.records.is_empty(), "{name}");
+    }
+    // Positions in errors count from the JSON text, after the mark.
+    let mut bad = vec![0xEF, 0xBB, 0xBF];
+    bad.extend(b"{\"Records\": [}");
+    match parse_event(&bad) {
+        Err(EventError::Json { at, .. }) => assert_eq!((at.line, at.column), (1, 14)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A file holding one bare stream record is a one-record event; each record of every
+/// fixture event, saved alone, is read back the same.
+#[test]
+fn a_bare_record_is_a_one_record_event() {
+    let bytes = read("rust-runtime__example-dynamodb-event-record-with-optional-fields.json");
+    let batch = parse_event(&bytes).unwrap();
+    assert_eq!(batch.records.len(), 1);
+    assert_eq!(batch.records[0], parse_record(&bytes).unwrap());
+    for name in KNOWN {
+        if name.contains("malformed") || name.contains("response") || name.contains("optional") {
+            continue;
+        }
+        let text = String::from_utf8(read(name)).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (i, record) in value["Records"].as_array().unwrap().iter().enumerate() {
+            let alone = serde_json::to_vec(record).unwrap();
+            let batch = parse_event(&alone).unwrap_or_else(|e| panic!("{name} #{i}: {e}"));
+            assert_eq!(batch.len(), 1, "{name} #{i}");
+            let whole = parse_event(text.as_bytes()).unwrap();
+            let (a, b) = (&batch.records[0], &whole.records[i]);
+            assert_eq!(
+                (&a.event_id, &a.sequence_number, &a.keys),
+                (&b.event_id, &b.sequence_number, &b.keys),
+                "{name} #{i}"
+            );
+        }
+    }
+    // An object that is neither an event nor a record is still refused, saying why.
+    let err = parse_event(br#"{"hello": 1}"#).unwrap_err();
+    assert!(err.to_string().contains("Records"), "{err}");
+    let err = parse_event(&read(
+        "powertools-python__getting_started_dynamodb_response.json",
+    ))
+    .unwrap_err();
+    assert!(err.to_string().contains("partial-batch response"), "{err}");
+}

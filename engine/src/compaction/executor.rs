@@ -243,6 +243,7 @@ impl<'a, C: CompactionContext> Executor<'a, C> {
         histories: Vec<History>,
     ) -> Result<Option<(SegmentSlot, SegmentRef, u64)>> {
         let storage = self.ctx.storage();
+        strata_storage::failpoint!("compact: write segment", storage.location(layout::TMP));
         let file = storage.create_temp("segment")?;
         let temp = file.temp().clone();
         let location = storage.location(temp.path());
@@ -251,7 +252,7 @@ impl<'a, C: CompactionContext> Executor<'a, C> {
             state.info.dims,
             state.info.quantization,
         )
-        .map_err(|e| Error::invalid("segment", e.to_string()))?;
+        .map_err(|e| segment_error(e, &location))?;
         for chunk in rows {
             for r in chunk? {
                 w.push(RowInput {
@@ -261,7 +262,12 @@ impl<'a, C: CompactionContext> Executor<'a, C> {
                     document: r.document.as_deref(),
                     meta: &r.meta,
                 })
-                .map_err(|e| Error::invalid("segment row", e.to_string()))?;
+                .map_err(|e| match e {
+                    strata_formats::segment::SegmentWriteError::Io(_) => {
+                        segment_error(e, &location)
+                    }
+                    other => Error::invalid("segment row", other.to_string()),
+                })?;
             }
         }
         let n = w.rows();
@@ -276,14 +282,7 @@ impl<'a, C: CompactionContext> Executor<'a, C> {
         for h in histories {
             w.push_history(h);
         }
-        let (out, len) = w.finish().map_err(|e| match e {
-            strata_formats::segment::SegmentWriteError::Io(source) => Error::Io {
-                op: "write segment",
-                path: location.clone(),
-                source,
-            },
-            other => Error::invalid("segment", other.to_string()),
-        })?;
+        let (out, len) = w.finish().map_err(|e| segment_error(e, &location))?;
         let file = out
             .into_inner()
             .map_err(|e| Error::io("flush", &location)(e.into_error()))?;
@@ -476,4 +475,17 @@ fn read_rows(seg: &Arc<MappedSegment>, rows: &[u32]) -> Result<Vec<OutRow>> {
             })
         })
         .collect()
+}
+
+/// A segment writer's error: an I/O error (a full disk, say) as the `Error::Io` it is,
+/// naming the temporary; anything else as an invalid segment.
+fn segment_error(e: strata_formats::segment::SegmentWriteError, location: &Path) -> Error {
+    match e {
+        strata_formats::segment::SegmentWriteError::Io(source) => Error::Io {
+            op: "write segment",
+            path: location.to_path_buf(),
+            source,
+        },
+        other => Error::invalid("segment", other.to_string()),
+    }
 }

@@ -142,7 +142,12 @@ fn streaming_temporaries(s: &dyn Storage) {
     let mut abandoned = s.create_temp("x").unwrap();
     abandoned.write_all(b"partial").unwrap();
     let t = abandoned.temp().clone();
+    assert!(s.exists(t.path()).unwrap());
     drop(abandoned);
+    assert!(
+        !s.exists(t.path()).unwrap(),
+        "a streaming temporary dropped unfinished removes itself"
+    );
     s.discard_temp(&t);
     assert!(!s.exists(t.path()).unwrap());
 }

@@ -60,6 +60,19 @@ impl StorageError {
         self.kind() == io::ErrorKind::NotFound
     }
 
+    /// The `io::Error` inside (for `Write` impls), keeping this error's message.
+    pub fn into_io(self) -> io::Error {
+        let kind = self.kind();
+        io::Error::new(kind, self.to_string())
+    }
+
+    /// Whether a failed fsync (of a file or a directory) caused it: after one, what was
+    /// written may be lost whatever a retry says (PostgreSQL's "fsyncgate"), so the writer
+    /// stops committing until it is reopened.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, StorageError::Io { op, .. } if op.starts_with("fsync") || *op == "storage::fsync" || *op == "storage::fsync_dir")
+    }
+
     /// Whether the device is full (ENOSPC, or a memory backend's capacity).
     pub fn is_no_space(&self) -> bool {
         self.kind() == io::ErrorKind::StorageFull

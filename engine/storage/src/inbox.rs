@@ -22,8 +22,18 @@ pub fn publish_inbox_delta(storage: &dyn Storage, producer: &str, sealed: &[u8])
     let mut n = 0u32;
     loop {
         let dest = layout::inbox_file(&layout::inbox_name(producer, now_ms(), n));
-        if storage.publish(&temp, &dest)? {
-            return Ok(dest);
+        let published = (|| {
+            crate::failpoint!("inbox: publish", storage.location(&dest));
+            storage.publish(&temp, &dest)
+        })();
+        match published {
+            Ok(true) => return Ok(dest),
+            Ok(false) => {}
+            Err(e) => {
+                // A failed publication removes the temporary before it returns.
+                storage.discard_temp(&temp);
+                return Err(e);
+            }
         }
         n = n.wrapping_add(1);
     }

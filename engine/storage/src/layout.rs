@@ -130,6 +130,20 @@ pub fn temp_file(hint: &str) -> String {
     )
 }
 
+/// The hint of a temporary's file name (`{pid}-{ms}-{counter}-{hint}.tmp`, see
+/// [`temp_file`]): `delta`, `segment`, `version`, `replace` (the writer's) or `inbox` (a
+/// producer's); None for a name not of that form.
+pub fn temp_hint(name: &str) -> Option<&str> {
+    let stem = name.strip_suffix(".tmp")?;
+    let mut parts = stem.splitn(4, '-');
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(numeric(parts.next()) && numeric(parts.next()) && numeric(parts.next())) {
+        return None;
+    }
+    parts.next().filter(|h| !h.is_empty())
+}
+
 /// A name that breaks the name rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what}: {name:?}: {rule}")]
@@ -200,6 +214,16 @@ mod tests {
             check_collection_name("a/b").unwrap_err().to_string(),
             "invalid collection name: \"a/b\": use 1 to 64 characters of A-Z a-z 0-9 _ - . not starting with a dot"
         );
+    }
+
+    #[test]
+    fn temp_hints() {
+        let t = temp_file("segment");
+        assert_eq!(temp_hint(file_name(&t)), Some("segment"));
+        assert_eq!(temp_hint("12-34-5-inbox.tmp"), Some("inbox"));
+        assert_eq!(temp_hint("12-34-5-.tmp"), None);
+        assert_eq!(temp_hint("x-34-5-delta.tmp"), None);
+        assert_eq!(temp_hint("notes.txt"), None);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 mod bytes;
 pub mod conformance;
 mod error;
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub mod failpoints;
 pub mod inbox;
 pub mod layout;
 mod local;
@@ -22,6 +25,19 @@ pub mod memory;
 mod storage;
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The `fail` crate, for [`failpoint!`] (only with the `failpoints` feature).
+#[cfg(feature = "failpoints")]
+#[doc(hidden)]
+pub use fail;
+
+/// Marks an I/O step (see the `failpoints` module); without the `failpoints` feature it
+/// expands to nothing, so release builds carry no failpoint code.
+#[cfg(not(feature = "failpoints"))]
+#[macro_export]
+macro_rules! failpoint {
+    ($name:literal, $path:expr) => {};
+}
 
 pub use bytes::FileBytes;
 pub use error::{Result, StorageError};

@@ -11,6 +11,7 @@ use memmap2::Mmap;
 
 use crate::bytes::FileBytes;
 use crate::error::{Result, StorageError};
+use crate::failpoint;
 use crate::layout;
 use crate::storage::{check_path, check_range, DirEntry, Metadata, Storage, TempFile, TempWrite};
 
@@ -56,6 +57,7 @@ impl LocalStorage {
 
 /// fsync a directory so that entries created, renamed or removed in it are durable.
 fn sync_dir(dir: &Path) -> Result<()> {
+    failpoint!("storage::fsync_dir", dir.to_path_buf());
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(StorageError::io("fsync directory", dir))
@@ -113,9 +115,17 @@ impl Storage for LocalStorage {
         let temp = layout::temp_file(hint);
         let path = self.resolve(&temp)?;
         let mut f = File::create(&path).map_err(StorageError::io("create", &path))?;
-        f.write_all(bytes)
-            .map_err(StorageError::io("write", &path))?;
-        f.sync_all().map_err(StorageError::io("fsync", &path))?;
+        let written = write_all_checked(&mut f, bytes, &path).and_then(|()| {
+            failpoint!("storage::fsync", path.clone());
+            f.sync_all().map_err(StorageError::io("fsync", &path))
+        });
+        if let Err(e) = written {
+            // A failed write removes its own temporary: on a full disk the partial bytes
+            // would otherwise keep the space taken until GC's grace period ends.
+            drop(f);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(TempFile::new(temp))
     }
 
@@ -123,12 +133,18 @@ impl Storage for LocalStorage {
         let temp = TempFile::new(layout::temp_file(hint));
         let path = self.resolve(temp.path())?;
         let file = File::create(&path).map_err(StorageError::io("create", &path))?;
-        Ok(Box::new(LocalTemp { file, path, temp }))
+        Ok(Box::new(LocalTemp {
+            file,
+            path,
+            temp,
+            finished: false,
+        }))
     }
 
     fn publish(&self, temp: &TempFile, dest: &str) -> Result<bool> {
         let from = self.resolve(temp.path())?;
         let to = self.resolve(dest)?;
+        failpoint!("storage::link", to.clone());
         match fs::hard_link(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
@@ -142,6 +158,7 @@ impl Storage for LocalStorage {
     fn link(&self, src: &str, dest: &str) -> Result<bool> {
         let from = self.resolve(src)?;
         let to = self.resolve(dest)?;
+        failpoint!("storage::link", to.clone());
         match fs::hard_link(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
@@ -155,7 +172,14 @@ impl Storage for LocalStorage {
         let to = self.resolve(dest)?;
         let temp = self.write_temp("replace", bytes)?;
         let from = self.resolve(temp.path())?;
-        fs::rename(&from, &to).map_err(StorageError::io("rename into", &to))?;
+        let renamed = (|| {
+            failpoint!("storage::rename", to.clone());
+            fs::rename(&from, &to).map_err(StorageError::io("rename into", &to))
+        })();
+        if let Err(e) = renamed {
+            let _ = fs::remove_file(&from);
+            return Err(e);
+        }
         sync_dir(&self.parent_of(dest)?)
     }
 
@@ -181,6 +205,7 @@ impl Storage for LocalStorage {
 
     fn remove(&self, path: &str) -> Result<()> {
         let p = self.resolve(path)?;
+        failpoint!("storage::remove", p.clone());
         fs::remove_file(&p).map_err(StorageError::io("remove", &p))?;
         sync_dir(&self.parent_of(path)?)
     }
@@ -202,7 +227,20 @@ impl Storage for LocalStorage {
 
     fn create_dir(&self, dir: &str) -> Result<()> {
         let d = self.resolve(dir)?;
-        fs::create_dir_all(&d).map_err(StorageError::io("create directory", &d))
+        // The directories about to be created, deepest first: each one's parent is fsynced
+        // after, so that the new entries survive a power loss.
+        let missing: Vec<PathBuf> = d
+            .ancestors()
+            .take_while(|a| *a != self.root && !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        fs::create_dir_all(&d).map_err(StorageError::io("create directory", &d))?;
+        for created in missing.iter().rev() {
+            if let Some(parent) = created.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
     }
 
     fn remove_dir(&self, dir: &str) -> Result<()> {
@@ -223,15 +261,60 @@ impl Storage for LocalStorage {
     }
 }
 
-/// A local temporary file being written.
+/// Write all of `bytes`; the `storage::write` failpoint can make it fail (`return(eio)`,
+/// `return(enospc)`) or write half the bytes and then fail as a full disk does
+/// (`return(short)`).
+fn write_all_checked(f: &mut File, bytes: &[u8], path: &Path) -> Result<()> {
+    #[cfg(feature = "failpoints")]
+    fail::fail_point!("storage::write", |arg: Option<String>| {
+        if arg.as_deref() == Some("short") {
+            let _ = f.write_all(&bytes[..bytes.len() / 2]);
+            return Err(StorageError::io("write", path)(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected short write: half the bytes, then no space left on device",
+            )));
+        }
+        Err(crate::failpoints::injected(
+            "storage::write",
+            path.to_path_buf(),
+            arg.as_deref(),
+        ))
+    });
+    f.write_all(bytes).map_err(StorageError::io("write", path))
+}
+
+/// A local temporary file being written. Dropped before [`TempWrite::finish`] succeeded
+/// (a failed segment write), it removes its file.
 struct LocalTemp {
     file: File,
     path: PathBuf,
     temp: TempFile,
+    finished: bool,
+}
+
+impl Drop for LocalTemp {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Write for LocalTemp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // `return(short)`: accept half the buffer, as a write(2) may; callers loop.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("storage::temp_write", |arg: Option<String>| {
+            match arg.as_deref() {
+                Some("short") if buf.len() > 1 => self.file.write(&buf[..buf.len() / 2]),
+                _ => Err(crate::failpoints::injected(
+                    "storage::temp_write",
+                    self.path.clone(),
+                    arg.as_deref(),
+                )
+                .into_io()),
+            }
+        });
         self.file.write(buf)
     }
 
@@ -251,10 +334,16 @@ impl TempWrite for LocalTemp {
         &self.temp
     }
 
-    fn finish(self: Box<Self>) -> Result<TempFile> {
+    fn finish(mut self: Box<Self>) -> Result<TempFile> {
+        // On failure `self` drops unfinished and removes the file.
+        self.file
+            .flush()
+            .map_err(StorageError::io("write", &self.path))?;
+        failpoint!("storage::fsync", self.path.clone());
         self.file
             .sync_all()
             .map_err(StorageError::io("fsync", &self.path))?;
-        Ok(self.temp)
+        self.finished = true;
+        Ok(self.temp.clone())
     }
 }

@@ -29,10 +29,13 @@
 //! left (`u64::MAX` without a capacity).
 //!
 //! Faults: [`MemoryStorage::inject`] arms a [`Fault`] (EIO, ENOSPC or a crash) that fires
-//! once, at the `n`th operation of an [`OpKind`] or at the `n`th [`SyncPoint`] (of a kind,
+//! once (two due at the same point: the first armed fires there, the other at the next
+//! matching point), at the `n`th operation of an [`OpKind`] or at the `n`th [`SyncPoint`] (of a kind,
 //! under a path prefix) after the injection. An operation that a fault hits at its start
 //! fails without any effect; a failed sync leaves what the operation did before it in place
-//! (not durable), exactly where the local backend would have stopped.
+//! (not durable), exactly where the local backend would have stopped. A temporary whose
+//! write or fsync failed, or a streaming one dropped unfinished, loses its name (the local
+//! backend removes the file), so a failure leaves no temporary behind.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -299,9 +302,11 @@ impl State {
                     *n,
                 ),
             };
-            if matches {
+            // A second fault due at a point another one hits waits for the next matching
+            // point (each armed fault fires once; none is skipped).
+            if matches && !(hit.is_some() && a.count + 1 == nth) {
                 a.count += 1;
-                if a.count == nth && hit.is_none() {
+                if a.count == nth {
                     hit = Some(i);
                 }
             }
@@ -466,8 +471,17 @@ impl State {
     fn write_temp(&mut self, hint: &str, bytes: &[u8]) -> Result<TempFile> {
         let temp = layout::temp_file(hint);
         let ino = self.create(&temp, "create")?;
-        self.write_at(ino, 0, bytes, &temp)?;
-        self.sync(SyncPoint::File(temp.clone()))?;
+        let written = self
+            .write_at(ino, 0, bytes, &temp)
+            .and_then(|()| self.sync(SyncPoint::File(temp.clone())));
+        if let Err(e) = written {
+            // A failed write removes its own temporary (as the local backend does).
+            if self.crashed.is_none() {
+                self.names.remove(&temp);
+                self.prune();
+            }
+            return Err(e);
+        }
         self.apply_file_sync(ino);
         Ok(TempFile::new(temp))
     }
@@ -657,6 +671,7 @@ impl Storage for MemoryStorage {
             inode: ino,
             temp: TempFile::new(temp),
             pos: 0,
+            finished: false,
         }))
     }
 
@@ -697,13 +712,22 @@ impl Storage for MemoryStorage {
         s.begin(OpKind::Replace, "rename into", dest)?;
         let temp = s.write_temp("replace", bytes)?;
         let dir = layout::parent(dest);
-        s.need_dir(dir, "rename into", dest)?;
-        if s.dirs.contains_key(dest) {
-            return Err(s.err(
-                "rename into",
-                dest,
-                io_error(io::ErrorKind::IsADirectory, "a directory is in the way"),
-            ));
+        let blocked = s.need_dir(dir, "rename into", dest).and_then(|()| {
+            if s.dirs.contains_key(dest) {
+                Err(s.err(
+                    "rename into",
+                    dest,
+                    io_error(io::ErrorKind::IsADirectory, "a directory is in the way"),
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = blocked {
+            // The rename failed: the temporary goes, as the local backend removes it.
+            s.names.remove(temp.path());
+            s.prune();
+            return Err(e);
         }
         let (ino, _) = s.file(temp.path(), "rename into")?;
         s.names.remove(temp.path());
@@ -833,6 +857,7 @@ struct MemoryTemp {
     inode: u64,
     temp: TempFile,
     pos: u64,
+    finished: bool,
 }
 
 impl Write for MemoryTemp {
@@ -873,18 +898,29 @@ impl TempWrite for MemoryTemp {
         &self.temp
     }
 
-    fn finish(self: Box<Self>) -> Result<TempFile> {
-        let mut s = self.storage.lock();
-        s.sync(SyncPoint::File(self.temp.path().to_string()))?;
-        s.apply_file_sync(self.inode);
+    fn finish(mut self: Box<Self>) -> Result<TempFile> {
+        {
+            let mut s = self.storage.lock();
+            s.sync(SyncPoint::File(self.temp.path().to_string()))?;
+            s.apply_file_sync(self.inode);
+        }
+        self.finished = true;
         Ok(self.temp.clone())
     }
 }
 
 impl Drop for MemoryTemp {
+    /// Dropped before `finish` succeeded (a failed segment write), the temporary's name is
+    /// removed, as the local backend removes the file.
     fn drop(&mut self) {
         let mut s = self.storage.lock();
         s.writing.remove(&self.inode);
+        if !self.finished && s.crashed.is_none() {
+            let path = self.temp.path().to_string();
+            if s.names.get(&path) == Some(&self.inode) {
+                s.names.remove(&path);
+            }
+        }
         s.prune();
     }
 }

@@ -34,7 +34,9 @@ pub struct DirEntry {
 
 /// A temporary file, written and fsynced, not yet published under a final name. Its path
 /// is under [`crate::layout::TMP`], so publication can link it (same filesystem). A
-/// temporary that is never published stays until GC removes old temporaries.
+/// temporary that is never published is removed by its owner ([`Storage::discard_temp`]);
+/// one a killed process left behind is removed when the writer next opens the store (or by
+/// GC after its grace period, for a producer's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use = "a temporary file is published or discarded"]
 pub struct TempFile {
@@ -55,7 +57,7 @@ impl TempFile {
 
 /// A temporary file being written in a stream (segments, which can be gigabytes). The
 /// bytes are durable only after [`TempWrite::finish`], which fsyncs; dropping the writer
-/// without finishing leaves an unsynced temporary behind.
+/// without finishing, or a failed `finish`, removes the temporary.
 pub trait TempWrite: Write + Seek + Send {
     /// The temporary being written.
     fn temp(&self) -> &TempFile;
@@ -76,7 +78,7 @@ pub trait TempWrite: Write + Seek + Send {
 ///   under a name, atomically.
 /// * Durability: a temporary is fsynced before it can be published, and publication,
 ///   linking, replacement and removal fsync the directory they change before returning.
-///   Creating and removing directories is not synced.
+///   Creating a directory fsyncs its parent; removing one is not synced.
 /// * Errors name the operation and the path ([`crate::StorageError`]); a missing file is
 ///   [`crate::StorageError::is_not_found`].
 pub trait Storage: Send + Sync + fmt::Debug {
@@ -91,7 +93,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// Read the bytes of `range` of a file; fails if the file is shorter.
     fn read_range(&self, path: &str, range: Range<u64>) -> Result<Vec<u8>>;
 
-    /// Write `bytes` to a new temporary file and fsync it. `hint` (a few characters of
+    /// Write `bytes` to a new temporary file and fsync it. If that fails, the temporary is
+    /// removed before the error returns. `hint` (a few characters of
     /// `A-Z a-z 0-9 _ -`) becomes part of its name. The directory [`crate::layout::TMP`]
     /// must exist.
     fn write_temp(&self, hint: &str, bytes: &[u8]) -> Result<TempFile>;
@@ -113,7 +116,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 
     /// Replace (or create) the small file `dest` atomically with `bytes`: temporary file,
     /// fsync, rename over `dest`, fsync the directory. A reader sees the old or the new
-    /// content, never a mix.
+    /// content, never a mix. A failed rename removes the temporary.
     fn replace(&self, dest: &str, bytes: &[u8]) -> Result<()>;
 
     /// The entries of a directory (files and subdirectories), in no particular order.
@@ -135,7 +138,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
         Ok(self.stat(path)?.is_some())
     }
 
-    /// Create a directory and any missing parents (unsynced); nothing if it exists.
+    /// Create a directory and any missing parents, fsyncing the parent of each one created
+    /// (locally); nothing if it exists.
     fn create_dir(&self, dir: &str) -> Result<()>;
 
     /// Remove an empty directory (unsynced).

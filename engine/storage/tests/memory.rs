@@ -134,12 +134,12 @@ fn a_durable_name_comes_back_with_its_last_synced_bytes() {
     let mut w = m.create_temp("seg").unwrap();
     w.write_all(b"unsynced").unwrap();
     let temp = w.temp().clone();
-    drop(w);
     // Syncing tmp/ (here through a replace of a file in it) makes the temporary's name
-    // durable, but its data was never fsynced.
+    // durable, but its data was never fsynced; power goes while it is being written.
     m.replace("tmp/pointer", b"p").unwrap();
     m.replace("versions/HEAD", b"2\n").unwrap();
     m.crash();
+    drop(w);
     let r = m.recover();
     assert_eq!(r.read("versions/HEAD").unwrap(), b"2\n");
     assert_eq!(

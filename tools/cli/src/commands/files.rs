@@ -71,10 +71,20 @@ pub fn verify(ctx: &Ctx, dir: Option<PathBuf>) -> CliResult<i32> {
             "bytes": r.bytes,
             "ok": r.ok(),
             "problems": r.problems.iter().map(|p| json!({"file": p.path.display().to_string(), "problem": p.what})).collect::<Vec<_>>(),
+            "versions": r.versions.iter().map(|v| json!({
+                "collection": v.collection,
+                "version": v.version,
+                "head": v.head,
+                "intact": v.intact(),
+                "damaged": v.damaged.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         }));
     } else {
         for p in &r.problems {
             println!("CORRUPT  {}: {}", p.path.display(), p.what);
+        }
+        if !r.ok() {
+            print_version_health(&r);
         }
         println!(
             "{} files, {} bytes checked: {}",
@@ -88,4 +98,39 @@ pub fn verify(ctx: &Ctx, dir: Option<PathBuf>) -> CliResult<i32> {
         );
     }
     Ok(if r.ok() { 0 } else { 1 })
+}
+
+/// Where files are damaged: each collection's retained versions, intact or not, and the
+/// rollback that returns to the newest intact one.
+fn print_version_health(r: &strata_engine::VerifyReport) {
+    let mut collections: Vec<&str> = r.versions.iter().map(|v| v.collection.as_str()).collect();
+    collections.dedup();
+    for c in collections {
+        let mut versions: Vec<_> = r.versions.iter().filter(|v| v.collection == c).collect();
+        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        if versions.iter().all(|v| v.intact()) {
+            continue;
+        }
+        println!("collection {c:?}: retained versions");
+        for v in &versions {
+            let head = if v.head { " (head)" } else { "" };
+            if v.intact() {
+                println!("  version {}{head}: intact", v.version);
+            } else {
+                let files: Vec<String> =
+                    v.damaged.iter().map(|p| p.display().to_string()).collect();
+                println!(
+                    "  version {}{head}: DAMAGED ({})",
+                    v.version,
+                    files.join(", ")
+                );
+            }
+        }
+        match r.intact_versions(c).first() {
+            Some(v) => {
+                println!("  to return to the newest intact version: strata rollback {c} --to {v}")
+            }
+            None => println!("  no retained version is intact"),
+        }
+    }
 }

@@ -206,7 +206,10 @@ pub fn update(ctx: &Ctx, name: &str, file: &Path) -> CliResult<i32> {
         .flatten()
         .cloned()
         .collect();
-    let found = snap.get(&ids, Include::ids())?.len();
+    let mut found = 0;
+    for chunk in ids.chunks(strata_engine::limits::MAX_GET_IDS) {
+        found += snap.get(chunk, Include::ids())?.len();
+    }
     drop(snap);
     if found < ids.len() {
         eprintln!(
