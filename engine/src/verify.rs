@@ -69,7 +69,7 @@ impl VerifyReport {
             .filter(|h| h.collection == collection && h.intact())
             .map(|h| h.version)
             .collect();
-        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.sort_unstable_by_key(|&v| std::cmp::Reverse(v));
         v
     }
 

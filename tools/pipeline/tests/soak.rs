@@ -210,6 +210,9 @@ impl Soak {
                 if child.try_wait().unwrap().is_none() {
                     child.kill().unwrap();
                     self.counts.kills += 1;
+                    if self.counts.kills.is_multiple_of(500) {
+                        eprintln!("soak: {} kills, {:?}", self.counts.kills, self.counts);
+                    }
                 }
             }
             let status = child.wait().unwrap();

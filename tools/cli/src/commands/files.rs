@@ -107,7 +107,7 @@ fn print_version_health(r: &strata_engine::VerifyReport) {
     collections.dedup();
     for c in collections {
         let mut versions: Vec<_> = r.versions.iter().filter(|v| v.collection == c).collect();
-        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
         if versions.iter().all(|v| v.intact()) {
             continue;
         }
