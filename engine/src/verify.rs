@@ -307,6 +307,8 @@ pub fn verify_store_on(storage: &dyn Storage) -> Result<VerifyReport> {
 }
 
 /// Check one collection's version files, its HEAD and the files the head references.
+// Long: one pass over the version files (each one's health) then the HEAD checks, which
+// share the problem list; split, they would pass the same five values around.
 fn verify_collection(
     storage: &dyn Storage,
     report: &mut VerifyReport,
