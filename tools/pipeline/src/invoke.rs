@@ -53,6 +53,7 @@ pub fn invoke(
             let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
             let options = CompactorOptions {
                 quantization: settings.quantization,
+                fail_after_attempts: settings.fail_after_attempts,
                 ..CompactorOptions::default()
             };
             let outcome =

@@ -14,7 +14,7 @@ use strata_pipeline::runs::merge_run;
 use strata_pipeline::state::StoreState;
 use strata_pipeline::{
     process_stream_event, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome,
-    LocalRuns,
+    LocalRuns, RunReporter,
 };
 use strata_stream::Collection;
 use strata_testkit::workload::{Workload, WorkloadConfig};
@@ -487,4 +487,150 @@ fn runs_in_an_object_store_merge_like_runs_in_a_directory() {
     }
     assert_eq!(reporter.completed.len(), w.runs.len());
     assert_matches_rules(&store, &w);
+}
+
+/// Checks, whenever a run is reported COMPLETED, that a reader opened afresh on the store
+/// already sees every record of the run's deltas (the report comes after durability), and
+/// records every state it was told.
+struct DurableCheck {
+    store: std::path::PathBuf,
+    /// run id → `(collection, ids)` of its deltas.
+    ids: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    seen: CollectingReporter,
+}
+
+impl RunReporter for DurableCheck {
+    fn started(&mut self, run: &strata_stream::MergeRun) -> Result<(), String> {
+        self.seen.started(run)
+    }
+
+    fn completed(
+        &mut self,
+        run: &strata_stream::MergeRun,
+        done: &strata_stream::ops::RunCompleted,
+    ) -> Result<(), String> {
+        let reader = strata_engine::Reader::open(&self.store).unwrap();
+        for (collection, ids) in &self.ids[&run.run_id] {
+            let found = reader
+                .snapshot(collection)
+                .unwrap()
+                .get(ids, Include::default())
+                .unwrap();
+            assert_eq!(found.len(), ids.len(), "{collection} of {}", run.run_id);
+        }
+        self.seen.completed(run, done)
+    }
+
+    fn failed(
+        &mut self,
+        run: &strata_stream::MergeRun,
+        failures: &[strata_pipeline::reporter::DeltaFailure],
+        attempts: i64,
+    ) -> Result<(), String> {
+        self.seen.failed(run, failures, attempts)
+    }
+}
+
+/// The ids of every run's delta files: run id → `(collection, ids)`.
+fn run_ids(w: &Workload) -> BTreeMap<String, Vec<(String, Vec<String>)>> {
+    let mut out: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    for (rel, bytes) in &w.run_files {
+        let delta = strata_formats::decode_delta(bytes).unwrap();
+        let run_id = rel.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let ids = delta
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                strata_formats::Op::Upsert(r) => Some(r.id.clone()),
+                _ => None,
+            })
+            .collect();
+        out.entry(run_id.to_string())
+            .or_default()
+            .push((delta.header.collection.clone(), ids));
+    }
+    out
+}
+
+/// Run states in order: PROCESSING once (the first attempt), FAILED once a run has failed
+/// `fail_after_attempts` times (and again on each later failure, never before), COMPLETED
+/// only after the merged records are durable, with the number of records of each delta.
+#[test]
+fn run_states_are_reported_processing_failed_then_completed_after_durability() {
+    use strata_pipeline::RunEvent;
+    let w = workload(4, 31);
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let store_dir = dir.path().join("store");
+    let store = Writer::open(&store_dir, StoreOptions::default()).unwrap();
+    let source = LocalRuns::new(&runs);
+    let mut reporter = DurableCheck {
+        store: store_dir,
+        ids: run_ids(&w),
+        seen: CollectingReporter::default(),
+    };
+    let options = CompactorOptions {
+        gc: false,
+        fail_after_attempts: 3,
+        ..CompactorOptions::default()
+    };
+    // No delta has arrived: every run fails on each invocation.
+    let scheduled: Vec<&[u8]> = vec![b"{}"; 3];
+    for e in w.events.iter().map(Vec::as_slice).chain(scheduled) {
+        Compactor::new(&store, &source, &mut reporter, options.clone())
+            .handle(e)
+            .unwrap();
+    }
+    w.write_run_files(&runs).unwrap();
+    let out = Compactor::new(&store, &source, &mut reporter, options)
+        .handle(b"{}")
+        .unwrap();
+    assert_eq!(out.follow_ups.merged_runs.len(), w.runs.len());
+    let events = &reporter.seen.events;
+    for info in &w.runs {
+        let mine: Vec<&RunEvent> = events
+            .iter()
+            .filter(|e| match e {
+                RunEvent::Processing { run_id }
+                | RunEvent::Completed { run_id, .. }
+                | RunEvent::Failed { run_id, .. } => *run_id == info.run_id,
+            })
+            .collect();
+        assert_eq!(
+            mine.first(),
+            Some(&&RunEvent::Processing {
+                run_id: info.run_id.clone()
+            })
+        );
+        let processing = mine
+            .iter()
+            .filter(|e| matches!(e, RunEvent::Processing { .. }))
+            .count();
+        assert_eq!(processing, 1, "{mine:?}");
+        let failed: Vec<i64> = mine
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::Failed {
+                    attempts, failures, ..
+                } => {
+                    assert_eq!(failures.len(), 2, "both deltas are missing: {failures:?}");
+                    Some(*attempts)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!failed.is_empty(), "{mine:?}");
+        assert_eq!(failed[0], 3, "FAILED first at the third attempt: {mine:?}");
+        assert!(failed.windows(2).all(|p| p[1] == p[0] + 1), "{failed:?}");
+        assert_eq!(
+            mine.last(),
+            Some(&&RunEvent::Completed {
+                run_id: info.run_id.clone(),
+                merged: vec![
+                    (Collection::Lines, info.lines as u64),
+                    (Collection::Words, info.words as u64)
+                ],
+            })
+        );
+    }
 }
