@@ -82,10 +82,10 @@ def forbid(package, names, flags=(), why=""):
 
 
 def check_stream_lambda_light():
-    """The stream Lambda links neither RocksDB nor clap nor the engine nor the AWS SDK."""
+    """The stream Lambda links neither RocksDB nor clap nor the engine nor the Chroma reader nor the AWS SDK."""
     return forbid(
         "strata-pipeline",
-        ["librocksdb-sys", "rocksdb", "clap", "strata-engine", "aws-sdk-dynamodb", "aws-config"],
+        ["librocksdb-sys", "rocksdb", "clap", "strata-engine", "strata-chroma", "rusqlite", "aws-sdk-dynamodb", "aws-config"],
         ("--no-default-features",),
         " (the stream Lambda's build)",
     )

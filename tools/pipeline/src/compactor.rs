@@ -18,11 +18,11 @@ use strata_engine::{IngestReport, ReadableStore, Writer};
 use strata_formats::{Metric, Op, Quantization, Seq, Target};
 use strata_stream::derive::run_follow_up;
 use strata_stream::ops::RecordOps;
+use strata_stream::ops::{DeltaOutcome, RunError};
 use strata_stream::{
     parse_event, parse_sqs_event, translate_batch, translate_message, BatchResponse, Collection,
     FollowUp, MergeRun, ReceiptKey, Translation,
 };
-use strata_stream::ops::DeltaOutcome;
 
 use super::batch::{split, BatchOps};
 use super::followups::{self, FOLLOW_UPS};
@@ -60,13 +60,47 @@ impl Default for CompactorOptions {
     }
 }
 
+/// Why a run did not merge, naming every delta that is missing or bad (`merge_run` reports
+/// only those when any is); `None` when none is.
+fn run_error(run: &MergeRun, outcomes: &[(Collection, DeltaOutcome)]) -> Option<String> {
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(c, o)| {
+            let location = run
+                .deltas
+                .iter()
+                .find(|d| d.collection == *c)
+                .map_or_else(String::new, |d| d.location.raw.clone());
+            let (run_id, collection) = (run.run_id.clone(), *c);
+            match o {
+                DeltaOutcome::Merged { .. } => None,
+                DeltaOutcome::Missing => Some(RunError::DeltaMissing {
+                    run_id,
+                    collection,
+                    location,
+                }),
+                DeltaOutcome::Failed { reason } => Some(RunError::DeltaFailed {
+                    run_id,
+                    collection,
+                    location,
+                    reason: reason.clone(),
+                }),
+            }
+        })
+        .map(|e| e.to_string())
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
 /// The deltas of a run's outcomes that did not merge, with why.
 fn delta_failures(outcomes: &[(Collection, DeltaOutcome)]) -> Vec<DeltaFailure> {
     outcomes
         .iter()
         .filter_map(|(c, o)| match o {
             DeltaOutcome::Merged { .. } => None,
-            DeltaOutcome::Missing => Some((*c, "delta download failed: no delta at the prefix".into())),
+            DeltaOutcome::Missing => {
+                Some((*c, "delta download failed: no delta at the prefix".into()))
+            }
             DeltaOutcome::Failed { reason } => Some((*c, format!("delta merge failed: {reason}"))),
         })
         .collect()
@@ -378,7 +412,10 @@ impl<'a> Compactor<'a> {
             }
         }
         let outcome = merge_run(self.store, self.runs, run)?;
-        let result = run.complete(&outcome).map_err(|e| e.to_string());
+        let result = match run_error(run, &outcome) {
+            Some(e) => Err(e),
+            None => run.complete(&outcome).map_err(|e| e.to_string()),
+        };
         let result = result.and_then(|c| match self.reporter.completed(run, &c) {
             Ok(()) => Ok(c),
             Err(e) => {

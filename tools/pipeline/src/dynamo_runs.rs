@@ -117,7 +117,10 @@ impl DynamoRunReporter {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("IMAGE#{}", run.receipt.image_id)))
+            .key(
+                "PK",
+                AttributeValue::S(format!("IMAGE#{}", run.receipt.image_id)),
+            )
             .key("SK", AttributeValue::S(run_sort_key(run)))
             .expression_attribute_names("#updated_at", "updated_at")
             .expression_attribute_values(":updated_at", now);
@@ -194,7 +197,10 @@ impl RunReporter for DynamoRunReporter {
             let fields = vec![
                 ("state".into(), state("COMPLETED")),
                 ("finished_at".into(), AttributeValue::S(now.clone())),
-                ("merged_vectors".into(), AttributeValue::N(merged.to_string())),
+                (
+                    "merged_vectors".into(),
+                    AttributeValue::N(merged.to_string()),
+                ),
             ];
             self.update(run, *c, fields, false)?;
         }
@@ -258,7 +264,10 @@ mod tests {
             iso_utc(1_796_189_359_123),
             "2026-12-02T05:29:19.123000+00:00"
         );
-        assert_eq!(iso_utc(1_709_251_199_999), "2024-02-29T23:59:59.999000+00:00");
+        assert_eq!(
+            iso_utc(1_709_251_199_999),
+            "2024-02-29T23:59:59.999000+00:00"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@ use strata_engine::{StoreOptions, Writer};
 
 use crate::compactor::{self, Compactor, CompactorOptions, CompactorOutcome};
 use crate::object_runs;
-use crate::runs::{LocalRuns, RunReporter, RunSource};
+use crate::reporter::RunReporter;
+use crate::runs::{LocalRuns, RunSource};
 use crate::stream_processor::StreamOutcome;
 use crate::{invoke_stream, LambdaError, Role, Settings};
 

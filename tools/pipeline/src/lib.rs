@@ -30,13 +30,13 @@
 pub mod batch;
 #[cfg(feature = "compactor")]
 pub mod compactor;
-pub mod followups;
-pub mod logs;
-pub mod metrics;
 #[cfg(feature = "compactor")]
 pub mod dynamo_runs;
+pub mod followups;
 #[cfg(feature = "compactor")]
 mod invoke;
+pub mod logs;
+pub mod metrics;
 #[cfg(feature = "compactor")]
 pub mod object_runs;
 #[cfg(feature = "compactor")]

@@ -163,7 +163,11 @@ mod tests {
             files(&[("sub/part-0.delta", 3)]),
             files(&[("seg/header.bin", 1), ("notes.txt", 1)]),
         ] {
-            assert_eq!(detect("p", &nothing).unwrap(), Layout::Nothing, "{nothing:?}");
+            assert_eq!(
+                detect("p", &nothing).unwrap(),
+                Layout::Nothing,
+                "{nothing:?}"
+            );
         }
     }
 

@@ -110,7 +110,10 @@ impl Table {
             AttributeValue::N(run.receipt.receipt_id.to_string()),
         );
         for c in ["lines", "words"] {
-            item.insert(format!("{c}_delta_prefix"), s(&format!("{c}/delta/{}/", run.run_id)));
+            item.insert(
+                format!("{c}_delta_prefix"),
+                s(&format!("{c}/delta/{}/", run.run_id)),
+            );
             item.insert(format!("{c}_state"), s("PENDING"));
         }
         item.insert("created_at".into(), s("2026-12-01T00:00:00+00:00"));
@@ -131,7 +134,10 @@ impl Table {
                 self.client
                     .get_item()
                     .table_name(&self.name)
-                    .key("PK", AttributeValue::S(format!("IMAGE#{}", run.receipt.image_id)))
+                    .key(
+                        "PK",
+                        AttributeValue::S(format!("IMAGE#{}", run.receipt.image_id)),
+                    )
                     .key("SK", AttributeValue::S(run_sort_key(run)))
                     .consistent_read(true)
                     .send(),
@@ -246,7 +252,10 @@ fn processing_and_failed_never_regress_a_completed_collection() {
     assert_eq!(text(&item, "lines_state"), "COMPLETED", "{item:?}");
     assert!(!item.contains_key("lines_error"), "{item:?}");
     assert_eq!(text(&item, "words_state"), "PROCESSING", "{item:?}");
-    assert_eq!(text(&item, "words_error"), "delta download failed: no delta");
+    assert_eq!(
+        text(&item, "words_error"),
+        "delta download failed: no delta"
+    );
     assert!(is_iso(text(&item, "words_finished_at")));
 }
 
@@ -265,7 +274,8 @@ fn a_run_without_an_item_creates_none_and_a_missing_table_is_an_error() {
         },
     )
     .unwrap();
-    rep.failed(&r, &[(Collection::Words, "x".into())], 9).unwrap();
+    rep.failed(&r, &[(Collection::Words, "x".into())], 9)
+        .unwrap();
     assert_eq!(table.get(&r), None, "no item is created");
     let mut nowhere = DynamoRunReporter::new(client(&ep), "no-such-table").unwrap();
     let err = nowhere
@@ -277,7 +287,10 @@ fn a_run_without_an_item_creates_none_and_a_missing_table_is_an_error() {
             },
         )
         .unwrap_err();
-    assert!(err.contains("no-such-table") && err.contains("run-c"), "{err}");
+    assert!(
+        err.contains("no-such-table") && err.contains("run-c"),
+        "{err}"
+    );
 }
 
 /// The compactor over a generated workload reports every run COMPLETED in DynamoDB with the
@@ -330,7 +343,12 @@ fn the_compactor_writes_run_states_back() {
         let out = Compactor::new(&store, &source, &mut reporter, options.clone())
             .handle(e)
             .unwrap();
-        let Some(f) = out.follow_ups.failed_runs.iter().find(|f| f.run_id == late.run_id) else {
+        let Some(f) = out
+            .follow_ups
+            .failed_runs
+            .iter()
+            .find(|f| f.run_id == late.run_id)
+        else {
             continue;
         };
         let item = table.get(last).unwrap();

@@ -17,8 +17,7 @@ async fn handle(settings: Settings, event: LambdaEvent<Value>) -> Result<Value, 
     let bytes = serde_json::to_vec(&event.payload)?;
     let request_id = event.context.request_id.clone();
     let outcome =
-        tokio::task::spawn_blocking(move || invoke_stream(&settings, &request_id, &bytes))
-            .await?;
+        tokio::task::spawn_blocking(move || invoke_stream(&settings, &request_id, &bytes)).await?;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
