@@ -161,6 +161,30 @@ fn segments(db: &Db, c: &CollectionRow) -> Result<(String, String)> {
     ))
 }
 
+/// Refuse a metadata segment behind the log (a writer stopped between the log insert and
+/// the metadata apply): Chroma would replay it on open; the reader does not guess.
+fn check_metadata_not_behind(db: &Db, c: &CollectionRow, md_max: u64) -> Result<()> {
+    let lagging: Option<i64> = db
+        .conn
+        .query_row(
+            "SELECT max(seq_id) FROM embeddings_queue \
+             WHERE substr(topic, -length(?1) - 1) = '/' || ?1 AND operation != 4",
+            [&c.id],
+            |r| r.get(0),
+        )
+        .map_err(|e| db.err(e))?;
+    if lagging.is_some_and(|m| m as u64 > md_max) {
+        return Err(ChromaError::unsupported(
+            &c.name,
+            format!(
+                "the metadata segment (max_seq_id {md_max}) is behind the log (seq {}): a writer stopped between the log and the metadata; open a copy with Chroma once to repair it",
+                lagging.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> ChromaCollection<'a> {
     pub(crate) fn open(
         db: &'a Db,
@@ -203,24 +227,7 @@ impl<'a> ChromaCollection<'a> {
             )
             .map_err(|e| db.err(e))?;
         let len = len as usize;
-        let lagging: Option<i64> = db
-            .conn
-            .query_row(
-                "SELECT max(seq_id) FROM embeddings_queue \
-                 WHERE substr(topic, -length(?1) - 1) = '/' || ?1 AND operation != 4",
-                [&c.id],
-                |r| r.get(0),
-            )
-            .map_err(|e| db.err(e))?;
-        if lagging.is_some_and(|m| m as u64 > md_max) {
-            return Err(ChromaError::unsupported(
-                &c.name,
-                format!(
-                    "the metadata segment (max_seq_id {md_max}) is behind the log (seq {}): a writer stopped between the log and the metadata; open a copy with Chroma once to repair it",
-                    lagging.unwrap_or(0)
-                ),
-            ));
-        }
+        check_metadata_not_behind(db, &c, md_max)?;
         let vec_max_row = db.max_seq_id(&vec_seg)?;
         let vectors = match dimension {
             Some(dims) => {

@@ -84,7 +84,10 @@ impl HnswHeader {
             )));
         }
         let vector_bytes = h.label_offset.saturating_sub(h.offset_data);
-        if vector_bytes == 0 || !vector_bytes.is_multiple_of(4) || vector_bytes / 4 > MAX_DIMS as u64 {
+        if vector_bytes == 0
+            || !vector_bytes.is_multiple_of(4)
+            || vector_bytes / 4 > MAX_DIMS as u64
+        {
             return Err(bad(format!(
                 "label_offset {} and offsetData {} give no whole vector of 1..={MAX_DIMS} f32",
                 h.label_offset, h.offset_data
