@@ -397,7 +397,7 @@ impl Records<'_, '_> {
         let err = |e| db.err(e);
         let mut stmt = db
             .conn
-            .prepare("SELECT id, embedding_id, seq_id FROM embeddings WHERE segment_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .prepare("SELECT id, embedding_id, seq_id FROM embeddings NOT INDEXED WHERE id > ?2 AND segment_id = ?1 ORDER BY id LIMIT ?3")
             .map_err(err)?;
         let mut ids: Vec<(i64, String)> = Vec::new();
         let mut seqs: Vec<u64> = Vec::new();
@@ -425,14 +425,13 @@ impl Records<'_, '_> {
         let mut stmt = db
             .conn
             .prepare(
-                "SELECT em.id, em.key, em.string_value, em.int_value, em.float_value, em.bool_value \
-                 FROM embedding_metadata em JOIN embeddings e ON e.id = em.id \
-                 WHERE e.segment_id = ?1 AND em.id BETWEEN ?2 AND ?3",
+                // By primary-key range only: rows of other segments in the range are dropped
+                // below (their ids are not in the page).
+                "SELECT id, key, string_value, int_value, float_value, bool_value \
+                 FROM embedding_metadata WHERE id BETWEEN ?1 AND ?2",
             )
             .map_err(err)?;
-        let mut rows = stmt
-            .query(rusqlite::params![c.metadata_segment, lo, hi])
-            .map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params![lo, hi]).map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
             let Some(i) = pos(row.get(0).map_err(err)?) else {
                 continue;
@@ -484,14 +483,11 @@ impl Records<'_, '_> {
         let mut stmt = db
             .conn
             .prepare(
-                "SELECT a.id, a.key, a.string_value, a.int_value, a.float_value, a.bool_value \
-                 FROM embedding_metadata_array a JOIN embeddings e ON e.id = a.id \
-                 WHERE e.segment_id = ?1 AND a.id BETWEEN ?2 AND ?3 ORDER BY a.id, a.key, a.rowid",
+                "SELECT id, key, string_value, int_value, float_value, bool_value \
+                 FROM embedding_metadata_array WHERE id BETWEEN ?1 AND ?2 ORDER BY id, key, rowid",
             )
             .map_err(err)?;
-        let mut rows = stmt
-            .query(rusqlite::params![c.metadata_segment, lo, hi])
-            .map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params![lo, hi]).map_err(err)?;
         let mut current: Option<(i64, String, Vec<Scalar>)> = None;
         let flush =
             |cur: Option<(i64, String, Vec<Scalar>)>, metas: &mut [Metadata]| -> Result<()> {
