@@ -24,7 +24,7 @@ use crate::output::print_json;
 use crate::progress;
 
 /// Bytes of vectors per write (the batch size follows from the dimension).
-const BATCH_BYTES: usize = 64 << 20;
+const BATCH_BYTES: usize = 8 << 20;
 
 /// What `import-chroma` was asked to do.
 #[derive(Debug, Clone)]
