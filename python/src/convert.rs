@@ -111,7 +111,10 @@ pub(crate) fn metadata_from_py(obj: &Bound<'_, PyAny>, allow_none: bool) -> Bind
     let mut out = MetaIn::default();
     for (k, v) in dict.iter() {
         let key: String = k.extract().map_err(|_| {
-            BindError::Type(format!("metadata keys must be str, got {}", py_type_name(&k)))
+            BindError::Type(format!(
+                "metadata keys must be str, got {}",
+                py_type_name(&k)
+            ))
         })?;
         match value_from_py(&v, &key)? {
             Some(value) => {

@@ -1,5 +1,5 @@
 //! `strata._strata`: the native half of the `strata` Python package. It links the engine
-//! in-process and offers a small, typed surface — one [`store::Store`] per opened store
+//! in-process and offers a small, typed surface — one `Store` per opened store
 //! (the writer or a reader), reads and writes in Chroma's terms, the maintenance calls,
 //! and the producer functions that seal a delta without the writer. The Python half
 //! (`pysrc/strata/`) builds Chroma's client API on it.

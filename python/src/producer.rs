@@ -116,7 +116,12 @@ pub fn encode_delta<'py>(
 /// replaces a file); returns the file's path relative to the store. The writer registers
 /// it at its next `ingest_inbox`.
 #[pyfunction]
-pub fn publish_inbox(py: Python<'_>, store: PathBuf, producer: &str, data: &[u8]) -> PyResult<String> {
+pub fn publish_inbox(
+    py: Python<'_>,
+    store: PathBuf,
+    producer: &str,
+    data: &[u8],
+) -> PyResult<String> {
     detached(py, || {
         let storage = LocalStorage::new(&store).map_err(strata_engine::Error::from)?;
         Ok(

@@ -205,7 +205,10 @@ pub(crate) struct QueryOut {
 
 impl QueryOut {
     fn new(recs: Vec<RecordOut>, dims: usize) -> QueryOut {
-        let distances = recs.iter().map(|r| r.distance.unwrap_or(f32::NAN)).collect();
+        let distances = recs
+            .iter()
+            .map(|r| r.distance.unwrap_or(f32::NAN))
+            .collect();
         QueryOut {
             records: GetOut::from_records(recs, dims),
             distances,

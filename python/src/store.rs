@@ -60,6 +60,10 @@ impl Role {
     }
 }
 
+/// A collection as `Store.collections` lists it: name, dims, metric, quantization,
+/// creation time (ms).
+type CollectionRow = (String, u32, String, String, u64);
+
 /// An opened strata store (the native object behind `strata.PersistentClient`).
 #[pyclass(module = "strata._strata", frozen)]
 pub struct Store {
@@ -194,7 +198,10 @@ impl Store {
     /// Whether this store was opened read-only.
     #[getter]
     fn read_only(&self) -> bool {
-        matches!(self.role.read().ok().as_deref(), Some(Some(Role::Reader(_))))
+        matches!(
+            self.role.read().ok().as_deref(),
+            Some(Some(Role::Reader(_)))
+        )
     }
 
     /// Close the store (the writer releases its lease); later calls raise.
@@ -209,7 +216,7 @@ impl Store {
     }
 
     /// Every collection: `[(name, dims, metric, quantization, created_ms), ...]`.
-    fn collections(&self, py: Python<'_>) -> PyResult<Vec<(String, u32, String, String, u64)>> {
+    fn collections(&self, py: Python<'_>) -> PyResult<Vec<CollectionRow>> {
         self.with(py, |r| {
             Ok(r.collections()?
                 .into_iter()
@@ -247,7 +254,9 @@ impl Store {
 
     /// Drop a collection (its files go at the next `gc`).
     fn drop_collection(&self, py: Python<'_>, name: &str) -> PyResult<()> {
-        self.with(py, |r| Ok(r.writer("drop_collection")?.drop_collection(name)?))
+        self.with(py, |r| {
+            Ok(r.writer("drop_collection")?.drop_collection(name)?)
+        })
     }
 
     /// Write records in Chroma's terms: `mode` is `add` (ids that exist are left alone),
@@ -267,7 +276,8 @@ impl Store {
         metadatas: Option<Vec<Option<Bound<'_, PyAny>>>>,
     ) -> PyResult<usize> {
         let mode = Mode::parse(mode).map_err(|e| e.into_py(py))?;
-        let metadatas = metadatas_from_py(metadatas, mode != Mode::Add).map_err(|e| e.into_py(py))?;
+        let metadatas =
+            metadatas_from_py(metadatas, mode != Mode::Add).map_err(|e| e.into_py(py))?;
         let embeddings = embeddings
             .as_ref()
             .map(Embeddings::borrow)
@@ -328,7 +338,14 @@ impl Store {
         let out: GetOut = self.with(py, |r| {
             let snap = r.snapshot(collection)?;
             let page = reads::Page { limit, offset };
-            reads::get(&snap, ids.as_deref(), filter.as_ref(), doc.as_ref(), page, include)
+            reads::get(
+                &snap,
+                ids.as_deref(),
+                filter.as_ref(),
+                doc.as_ref(),
+                page,
+                include,
+            )
         })?;
         out.into_py(py, include)
     }
@@ -401,7 +418,9 @@ impl Store {
 
     /// Make a retained version the head again (as a new version); returns it.
     fn rollback(&self, py: Python<'_>, collection: &str, version: u64) -> PyResult<Py<PyDict>> {
-        let v = self.with(py, |r| Ok(r.writer("rollback")?.rollback(collection, version)?))?;
+        let v = self.with(py, |r| {
+            Ok(r.writer("rollback")?.rollback(collection, version)?)
+        })?;
         Ok(version_dict(py, &v)?.unbind())
     }
 

@@ -112,7 +112,12 @@ fn merged(
 }
 
 /// Apply one of Chroma's writes as one strata write; returns the records written.
-pub(crate) fn write(w: &Writer, collection: &str, mode: Mode, rows: &Rows<'_>) -> BindResult<usize> {
+pub(crate) fn write(
+    w: &Writer,
+    collection: &str,
+    mode: Mode,
+    rows: &Rows<'_>,
+) -> BindResult<usize> {
     let snap = w.snapshot(collection)?;
     let dims = snap.info().dims as usize;
     if let Some(e) = &rows.embeddings {

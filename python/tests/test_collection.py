@@ -356,6 +356,6 @@ def test_embedding_function_is_used_when_given(client):
     def ef(texts):
         return [[float(len(t)), 1.0] for t in texts]
 
-    col = client.create_collection("ef", embedding_function=ef)
+    col = client.create_collection("with-ef", embedding_function=ef)
     col.add(ids=["a", "b"], documents=["xx", "xxxxx"])
     assert col.query(query_texts=["xxxx"], n_results=1)["ids"] == [["b"]]
