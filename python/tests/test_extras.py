@@ -56,10 +56,12 @@ def test_verify_names_a_corrupt_file(client):
     col.compact()
     seg_dir = os.path.join(client.path, "segments")
     seg = os.path.join(seg_dir, sorted(os.listdir(seg_dir))[0])
-    data = bytearray(open(seg, "rb").read())
-    data[len(data) // 2] ^= 0xFF
     os.chmod(seg, 0o644)
-    open(seg, "wb").write(bytes(data))
+    with open(seg, "r+b") as f:  # in place: the writer has the file mapped
+        f.seek(os.path.getsize(seg) // 2)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0xFF]))
     v = strata.verify(client.path)
     assert not v["ok"] and any(os.path.basename(seg) in p for p, _ in v["problems"])
 
