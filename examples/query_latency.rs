@@ -4,9 +4,10 @@
 //! `cargo run --release --example query_latency -- STORE COLLECTION QUERIES.f32 DIMS K [WHERE]`
 //!
 //! QUERIES.f32 holds the query vectors as little-endian f32, row after row. The store is
-//! opened as a reader; each query runs `REPEAT` times after a warm-up, one at a time, and the
-//! median latency of a query (with ids, documents and metadata returned, as Chroma's default
-//! include) is printed in microseconds as `median_us=…`.
+//! opened as a reader; each query runs `REPEAT` times after a warm-up, one at a time, as a
+//! Rust caller runs one (the head snapshot, then the query, returning ids, distances,
+//! documents and metadata: Chroma's default include), and the median latency is printed
+//! in microseconds as `median_us=…`.
 
 use std::time::Instant;
 
@@ -29,9 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let queries: Vec<&[f32]> = floats.chunks_exact(dims).collect();
     let reader = Reader::open(store)?;
-    let snap = reader.snapshot(collection)?;
     let run = |v: &[f32]| {
-        snap.query(&Query {
+        reader.snapshot(collection)?.query(&Query {
             vector: v,
             k,
             filter: filter.as_ref(),

@@ -403,7 +403,7 @@ impl Store {
         self.with(py, |r| Ok(r.snapshot(collection)?.info().dims))
     }
 
-    /// Retained versions of a collection, oldest first (dicts).
+    /// Retained versions of a collection, newest first (dicts).
     fn versions(&self, py: Python<'_>, collection: &str) -> PyResult<Vec<Py<PyDict>>> {
         let vs = self.with(py, |r| r.versions(collection))?;
         vs.iter()

@@ -18,8 +18,9 @@ def test_versions_rollback_pins(client):
     v1 = col.head()
     col.add(ids=["b"], embeddings=[[0, 1]])
     vs = col.versions()
-    assert [v["version"] for v in vs][-1] == col.head()
-    assert vs[-1]["head"] and vs[-1]["rows"] == 2
+    assert vs[0]["version"] == col.head() and vs[0]["parent"] == v1
+    assert [v["version"] for v in vs] == sorted((v["version"] for v in vs), reverse=True)
+    assert vs[0]["head"] and vs[0]["rows"] == 2 and vs[-1]["note"] == "create"
     back = col.rollback(v1)
     assert back["head"] and back["note"] == f"rollback to {v1}"
     assert col.get()["ids"] == ["a"]
@@ -40,7 +41,7 @@ def test_compact_gc_verify(client):
         col.add(ids=[f"r{i}"], embeddings=[[float(i), 1.0]])
     report = col.compact()
     assert report["deltas_folded"] == 5 and report["rows_out"] == 5
-    assert col.versions()[-1]["segments"] == 1
+    assert col.versions()[0]["segments"] == 1
     assert col.count() == 5
     assert col.query(query_embeddings=[[3.0, 1.0]], n_results=1)["ids"] == [["r3"]]
     g = client.gc()

@@ -324,7 +324,7 @@ class Collection:
     # ---- strata's extras ----
 
     def versions(self) -> List[dict]:
-        """Retained versions, oldest first: ``{"version", "parent", "created_ms", "rows",
+        """Retained versions, newest first: ``{"version", "parent", "created_ms", "rows",
         "bytes", "segments", "deltas", "head", "pinned", "note", ...}``."""
         if not self._exists():
             self._check_alive()
