@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .errors import DuplicateIDError, InvalidArgumentError
+from .errors import DuplicateIDError
 
 #: What ``include`` may name, as in Chroma.
 INCLUDE_ITEMS = ("documents", "embeddings", "metadatas", "distances", "uris", "data")
@@ -48,8 +48,12 @@ def check_unique(ids: List[str], what: str) -> None:
 
 def embeddings_array(embeddings: Any, what: str, name: str = "embeddings") -> np.ndarray:
     """Embeddings as one C-contiguous float32 ``(n, dims)`` array, without a copy when the
-    input already is one. A flat list of numbers or a 1-D array is one embedding."""
+    input already is one. A flat list of numbers or a 1-D array is one embedding. Values
+    that are not finite (NaN, infinity, or beyond float32's range) are refused by the
+    engine, with the row and element named."""
     if isinstance(embeddings, np.ndarray):
+        if embeddings.dtype == np.float32 and embeddings.ndim == 2 and embeddings.flags.c_contiguous:
+            return embeddings
         arr = embeddings
     else:
         if isinstance(embeddings, (str, bytes, Mapping)) or not isinstance(embeddings, Sequence):
@@ -70,17 +74,12 @@ def embeddings_array(embeddings: Any, what: str, name: str = "embeddings") -> np
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise ValueError(f"Expected {name} to be 1-D or 2-D, got {arr.ndim} dimensions in {what}.")
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype == np.bool_ or arr.dtype.kind not in "fiu":
         raise ValueError(
             f"Expected {name} to be a list of floats or ints, got values of type {arr.dtype} in {what}."
         )
     with np.errstate(over="ignore", invalid="ignore"):
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.size and not np.isfinite(arr).all():
-        raise InvalidArgumentError(
-            f"{name} must not contain NaN or infinity (or values beyond float32's range) in {what}."
-        )
-    return arr
+        return np.ascontiguousarray(arr, dtype=np.float32)
 
 
 def str_list(values: Any, n: int, name: str, what: str) -> List[Optional[str]]:
