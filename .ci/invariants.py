@@ -128,7 +128,7 @@ def check_msrv():
 def check_module_docs():
     """Every module starts with a `//!` comment saying its job."""
     problems = []
-    dirs = [d for d in ["src", "formats/src", "engine/src", "engine/storage/src", "stream/src", "tools"] if os.path.isdir(os.path.join(ROOT, d))]
+    dirs = [d for d in ["src", "formats/src", "engine/src", "engine/storage/src", "stream/src", "tools", "python/src"] if os.path.isdir(os.path.join(ROOT, d))]
     for path in rust_files(*dirs):
         rel = os.path.relpath(path, ROOT)
         if "/tests/" in rel or "/benches/" in rel or "/examples/" in rel:

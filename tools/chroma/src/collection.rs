@@ -161,6 +161,30 @@ fn segments(db: &Db, c: &CollectionRow) -> Result<(String, String)> {
     ))
 }
 
+/// Refuse a metadata segment behind the log (a writer stopped between the log insert and
+/// the metadata apply): Chroma would replay it on open; the reader does not guess.
+fn check_metadata_not_behind(db: &Db, c: &CollectionRow, md_max: u64) -> Result<()> {
+    let lagging: Option<i64> = db
+        .conn
+        .query_row(
+            "SELECT max(seq_id) FROM embeddings_queue \
+             WHERE substr(topic, -length(?1) - 1) = '/' || ?1 AND operation != 4",
+            [&c.id],
+            |r| r.get(0),
+        )
+        .map_err(|e| db.err(e))?;
+    if lagging.is_some_and(|m| m as u64 > md_max) {
+        return Err(ChromaError::unsupported(
+            &c.name,
+            format!(
+                "the metadata segment (max_seq_id {md_max}) is behind the log (seq {}): a writer stopped between the log and the metadata; open a copy with Chroma once to repair it",
+                lagging.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl<'a> ChromaCollection<'a> {
     pub(crate) fn open(
         db: &'a Db,
@@ -203,24 +227,7 @@ impl<'a> ChromaCollection<'a> {
             )
             .map_err(|e| db.err(e))?;
         let len = len as usize;
-        let lagging: Option<i64> = db
-            .conn
-            .query_row(
-                "SELECT max(seq_id) FROM embeddings_queue \
-                 WHERE substr(topic, -length(?1) - 1) = '/' || ?1 AND operation != 4",
-                [&c.id],
-                |r| r.get(0),
-            )
-            .map_err(|e| db.err(e))?;
-        if lagging.is_some_and(|m| m as u64 > md_max) {
-            return Err(ChromaError::unsupported(
-                &c.name,
-                format!(
-                    "the metadata segment (max_seq_id {md_max}) is behind the log (seq {}): a writer stopped between the log and the metadata; open a copy with Chroma once to repair it",
-                    lagging.unwrap_or(0)
-                ),
-            ));
-        }
+        check_metadata_not_behind(db, &c, md_max)?;
         let vec_max_row = db.max_seq_id(&vec_seg)?;
         let vectors = match dimension {
             Some(dims) => {
@@ -390,7 +397,7 @@ impl Records<'_, '_> {
         let err = |e| db.err(e);
         let mut stmt = db
             .conn
-            .prepare("SELECT id, embedding_id, seq_id FROM embeddings WHERE segment_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3")
+            .prepare("SELECT id, embedding_id, seq_id FROM embeddings NOT INDEXED WHERE id > ?2 AND segment_id = ?1 ORDER BY id LIMIT ?3")
             .map_err(err)?;
         let mut ids: Vec<(i64, String)> = Vec::new();
         let mut seqs: Vec<u64> = Vec::new();
@@ -418,14 +425,13 @@ impl Records<'_, '_> {
         let mut stmt = db
             .conn
             .prepare(
-                "SELECT em.id, em.key, em.string_value, em.int_value, em.float_value, em.bool_value \
-                 FROM embedding_metadata em JOIN embeddings e ON e.id = em.id \
-                 WHERE e.segment_id = ?1 AND em.id BETWEEN ?2 AND ?3",
+                // By primary-key range only: rows of other segments in the range are dropped
+                // below (their ids are not in the page).
+                "SELECT id, key, string_value, int_value, float_value, bool_value \
+                 FROM embedding_metadata WHERE id BETWEEN ?1 AND ?2",
             )
             .map_err(err)?;
-        let mut rows = stmt
-            .query(rusqlite::params![c.metadata_segment, lo, hi])
-            .map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params![lo, hi]).map_err(err)?;
         while let Some(row) = rows.next().map_err(err)? {
             let Some(i) = pos(row.get(0).map_err(err)?) else {
                 continue;
@@ -477,14 +483,11 @@ impl Records<'_, '_> {
         let mut stmt = db
             .conn
             .prepare(
-                "SELECT a.id, a.key, a.string_value, a.int_value, a.float_value, a.bool_value \
-                 FROM embedding_metadata_array a JOIN embeddings e ON e.id = a.id \
-                 WHERE e.segment_id = ?1 AND a.id BETWEEN ?2 AND ?3 ORDER BY a.id, a.key, a.rowid",
+                "SELECT id, key, string_value, int_value, float_value, bool_value \
+                 FROM embedding_metadata_array WHERE id BETWEEN ?1 AND ?2 ORDER BY id, key, rowid",
             )
             .map_err(err)?;
-        let mut rows = stmt
-            .query(rusqlite::params![c.metadata_segment, lo, hi])
-            .map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params![lo, hi]).map_err(err)?;
         let mut current: Option<(i64, String, Vec<Scalar>)> = None;
         let flush =
             |cur: Option<(i64, String, Vec<Scalar>)>, metas: &mut [Metadata]| -> Result<()> {
