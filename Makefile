@@ -8,7 +8,7 @@ export VENV
 PROPTEST_CASES ?= 1000
 export PROPTEST_CASES
 
-.PHONY: setup venv demo test bench fuzz-smoke lint lambdas
+.PHONY: setup venv python demo test bench fuzz-smoke lint lambdas
 
 # librocksdb-sys needs libclang (bindgen); install it on Debian when missing.
 setup:
@@ -26,6 +26,15 @@ $(VENV)/.installed: requirements-dev.txt
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
+
+# The Python package (python/: Chroma's client API on strata) built by maturin into a wheel
+# in $(CARGO_TARGET_DIR)/wheels (the release profile, the shared target directory: RocksDB
+# is not compiled again) and installed into $(VENV).
+WHEELS := $(CARGO_TARGET_DIR)/wheels
+python: venv
+	rm -f $(WHEELS)/strata-*.whl
+	cd python && $(VENV)/bin/maturin build --release --quiet -i $(VENV)/bin/python --out $(WHEELS)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --force-reinstall --no-deps $(WHEELS)/strata-*.whl
 
 # The main job on the embedded default: a local directory.
 demo: setup
@@ -54,12 +63,15 @@ lambdas: setup
 
 # The tests (what CI runs).
 # S3 and DynamoDB integration tests run against moto's server on 127.0.0.1, started here
-# and stopped after (by its PID), whatever the tests' outcome.
+# and stopped after (by its PID), whatever the tests' outcome. Then the Python package is
+# built and its pytest suite (python/tests) runs against it.
 test: setup
 	@eval "$$(bash .ci/moto.sh start)"; status=0; \
 	cargo test --release --workspace || status=$$?; \
 	[ $$status -ne 0 ] || cargo test --release -p strata-pipeline --no-default-features || status=$$?; \
 	bash .ci/moto.sh stop; exit $$status
+	@$(MAKE) --no-print-directory python
+	$(VENV)/bin/python -m pytest -q -rs -p no:cacheprovider python/tests
 
 bench: setup
 	cargo bench --bench formats

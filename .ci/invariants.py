@@ -82,10 +82,10 @@ def forbid(package, names, flags=(), why=""):
 
 
 def check_stream_lambda_light():
-    """The stream Lambda links neither RocksDB nor clap nor the engine."""
+    """The stream Lambda links neither RocksDB nor clap nor the engine nor the Chroma reader nor the AWS SDK."""
     return forbid(
         "strata-pipeline",
-        ["librocksdb-sys", "rocksdb", "clap", "strata-engine"],
+        ["librocksdb-sys", "rocksdb", "clap", "strata-engine", "strata-chroma", "rusqlite", "aws-sdk-dynamodb", "aws-config"],
         ("--no-default-features",),
         " (the stream Lambda's build)",
     )
@@ -128,7 +128,7 @@ def check_msrv():
 def check_module_docs():
     """Every module starts with a `//!` comment saying its job."""
     problems = []
-    dirs = [d for d in ["src", "formats/src", "engine/src", "engine/storage/src", "stream/src", "tools"] if os.path.isdir(os.path.join(ROOT, d))]
+    dirs = [d for d in ["src", "formats/src", "engine/src", "engine/storage/src", "stream/src", "tools", "python/src"] if os.path.isdir(os.path.join(ROOT, d))]
     for path in rust_files(*dirs):
         rel = os.path.relpath(path, ROOT)
         if "/tests/" in rel or "/benches/" in rel or "/examples/" in rel:

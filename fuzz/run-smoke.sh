@@ -10,7 +10,7 @@ set -u
 
 SECS="${1:-60}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TARGETS="${TARGETS:-delta segment version where_filter dynamodb_event}"
+TARGETS="${TARGETS:-delta segment version where_filter dynamodb_event chroma_hnsw chroma_tar}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_FUZZ:-/var/tmp/strata-fuzz-target}"
 
 if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo +nightly fuzz --version >/dev/null 2>&1; then
@@ -26,6 +26,7 @@ max_len() {
     case "$1" in
         segment) echo 16384 ;;
         dynamodb_event) echo 8192 ;;
+        chroma_hnsw | chroma_tar) echo 32768 ;;
         *) echo 4096 ;;
     esac
 }

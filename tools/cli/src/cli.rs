@@ -389,6 +389,38 @@ Examples:
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,
     },
+    /// Import a Chroma collection (persist directory, .tar.gz of one, or the seed's S3
+    /// snapshot) into a strata collection of the same metric and dimension.
+    #[command(
+        name = "import-chroma",
+        long_about = "\
+Import every live record of a Chroma collection — id, embedding (as Chroma's get() returns
+it), document, typed metadata — into a strata collection with the same metric and
+dimension, created when missing. SOURCE is a Chroma persist directory (chromadb 0.5-1.5,
+hnsw-local-persisted; never written to), a .tar.gz of one, or s3://BUCKET/COLLECTION in the
+seed's layout (COLLECTION/snapshot/latest-pointer.txt names the version; its
+snapshot.tar.gz or its files are read; AWS_ENDPOINT_URL and AWS_ALLOW_HTTP are honoured).
+The source is checked in full before the store is opened: a refused source (unsafe
+tarball, limits, not a Chroma database, SPANN, inconsistent segment files) writes nothing.
+Each record is an upsert stamped with its Chroma log seq, so later stream operations and
+later writes win; records already there with the same content are skipped, so importing the
+same source twice changes nothing.",
+        after_help = "\
+Examples:
+  strata import-chroma ./chroma-data --collection words
+  strata import-chroma delta.tar.gz --as words-test --json
+  AWS_ENDPOINT_URL=http://127.0.0.1:5734 AWS_ALLOW_HTTP=true strata import-chroma s3://receipts-chroma/lines"
+    )]
+    ImportChroma {
+        /// A Chroma persist directory, a .tar.gz of one, or s3://BUCKET/COLLECTION.
+        source: String,
+        /// The Chroma collection to read (default: the only one; for s3://, the prefix's name).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
+        /// The strata collection to write (default: the Chroma collection's name).
+        #[arg(long = "as", value_name = "NAME")]
+        as_name: Option<String>,
+    },
     /// Describe one strata file: kind, format version, dims, counts, seq range, checksums.
     #[command(after_help = "Example:\n  strata inspect ./strata-data/segments/00000012.seg")]
     Inspect {

@@ -18,17 +18,19 @@ use strata_engine::{IngestReport, ReadableStore, Writer};
 use strata_formats::{Metric, Op, Quantization, Seq, Target};
 use strata_stream::derive::run_follow_up;
 use strata_stream::ops::RecordOps;
+use strata_stream::ops::{DeltaOutcome, RunError};
 use strata_stream::{
     parse_event, parse_sqs_event, translate_batch, translate_message, BatchResponse, Collection,
-    FollowUp, ReceiptKey, Translation,
+    FollowUp, MergeRun, ReceiptKey, Translation,
 };
 
 use super::batch::{split, BatchOps};
 use super::followups::{self, FOLLOW_UPS};
-use super::runs::{merge_run, RunReporter, RunSource};
+use super::reporter::{DeltaFailure, RunReporter};
+use super::runs::{merge_run, RunSource};
 use super::state::StoreState;
 use super::stream_processor::Failure;
-use super::LambdaError;
+use super::{LambdaError, DEFAULT_FAIL_AFTER_ATTEMPTS};
 
 /// Settings of the compactor.
 #[derive(Debug, Clone)]
@@ -41,6 +43,9 @@ pub struct CompactorOptions {
     pub compact: bool,
     /// Collect garbage at the end.
     pub gc: bool,
+    /// Failed attempts after which a run is reported FAILED (it is still retried, and a
+    /// later success reported COMPLETED); at least 1.
+    pub fail_after_attempts: i64,
 }
 
 impl Default for CompactorOptions {
@@ -50,8 +55,55 @@ impl Default for CompactorOptions {
             max_follow_ups: 20_000,
             compact: true,
             gc: true,
+            fail_after_attempts: DEFAULT_FAIL_AFTER_ATTEMPTS,
         }
     }
+}
+
+/// Why a run did not merge, naming every delta that is missing or bad (`merge_run` reports
+/// only those when any is); `None` when none is.
+fn run_error(run: &MergeRun, outcomes: &[(Collection, DeltaOutcome)]) -> Option<String> {
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(c, o)| {
+            let location = run
+                .deltas
+                .iter()
+                .find(|d| d.collection == *c)
+                .map_or_else(String::new, |d| d.location.raw.clone());
+            let (run_id, collection) = (run.run_id.clone(), *c);
+            match o {
+                DeltaOutcome::Merged { .. } => None,
+                DeltaOutcome::Missing => Some(RunError::DeltaMissing {
+                    run_id,
+                    collection,
+                    location,
+                }),
+                DeltaOutcome::Failed { reason } => Some(RunError::DeltaFailed {
+                    run_id,
+                    collection,
+                    location,
+                    reason: reason.clone(),
+                }),
+            }
+        })
+        .map(|e| e.to_string())
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// The deltas of a run's outcomes that did not merge, with why.
+fn delta_failures(outcomes: &[(Collection, DeltaOutcome)]) -> Vec<DeltaFailure> {
+    outcomes
+        .iter()
+        .filter_map(|(c, o)| match o {
+            DeltaOutcome::Merged { .. } => None,
+            DeltaOutcome::Missing => {
+                Some((*c, "delta download failed: no delta at the prefix".into()))
+            }
+            DeltaOutcome::Failed { reason } => Some((*c, format!("delta merge failed: {reason}"))),
+        })
+        .collect()
 }
 
 /// Create the receipt collections and [`FOLLOW_UPS`] where missing: `lines` and `words`
@@ -150,6 +202,11 @@ pub struct FollowUpReport {
     pub bad_rows: Vec<(String, String)>,
     /// Rows left for the next invocation (over `max_follow_ups`).
     pub remaining: usize,
+    /// Runs reported FAILED by this invocation (past `fail_after_attempts`).
+    pub reported_failed: Vec<String>,
+    /// Run states the reporter could not write: `(run_id, why)` (a COMPLETED state that
+    /// could not be written keeps its run pending, and is also in `failed_runs`).
+    pub report_errors: Vec<(String, String)>,
 }
 
 /// A compaction that ran.
@@ -339,6 +396,67 @@ impl<'a> Compactor<'a> {
         Ok((summary, translated.batch_response()))
     }
 
+    /// One attempt at a pending run: `started` on its first attempt, the merge, then
+    /// `completed` once it is durable, or a failed attempt recorded (and `failed` reported
+    /// past the configured number). Returns whether the run is done.
+    fn merge_one(
+        &mut self,
+        p: &followups::Pending,
+        run: &MergeRun,
+        report: &mut FollowUpReport,
+        attempts: &mut Vec<Op>,
+    ) -> Result<bool, LambdaError> {
+        if p.attempts == 0 {
+            if let Err(e) = self.reporter.started(run) {
+                report.report_errors.push((run.run_id.clone(), e));
+            }
+        }
+        let outcome = merge_run(self.store, self.runs, run)?;
+        let result = match run_error(run, &outcome) {
+            Some(e) => Err(e),
+            None => run.complete(&outcome).map_err(|e| e.to_string()),
+        };
+        let result = result.and_then(|c| match self.reporter.completed(run, &c) {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                report.report_errors.push((run.run_id.clone(), e.clone()));
+                Err(format!("reporting the run COMPLETED: {e}"))
+            }
+        });
+        match result {
+            Ok(c) => {
+                report.merged_runs.push(MergedRun {
+                    run_id: c.run_id,
+                    merged: c
+                        .merged
+                        .into_iter()
+                        .map(|(col, n)| (col.as_str().to_string(), n))
+                        .collect(),
+                });
+                Ok(true)
+            }
+            Err(error) => {
+                attempts.push(followups::failed_attempt(p, &error));
+                let tries = p.attempts + 1;
+                if tries >= self.options.fail_after_attempts.max(1) {
+                    let failures = delta_failures(&outcome);
+                    if !failures.is_empty() {
+                        match self.reporter.failed(run, &failures, tries) {
+                            Ok(()) => report.reported_failed.push(run.run_id.clone()),
+                            Err(e) => report.report_errors.push((run.run_id.clone(), e)),
+                        }
+                    }
+                }
+                report.failed_runs.push(FailedRun {
+                    run_id: run.run_id.clone(),
+                    error,
+                    attempts: tries,
+                });
+                Ok(false)
+            }
+        }
+    }
+
     /// Work through the pending follow-ups, oldest first: merges, then the recomputations
     /// (deduplicated per word and receipt), then the done rows are deleted.
     pub fn process_follow_ups(&mut self) -> Result<FollowUpReport, LambdaError> {
@@ -370,32 +488,9 @@ impl<'a> Compactor<'a> {
         for p in &pending {
             match &p.follow_up {
                 FollowUp::MergeRun(run) => {
-                    let outcome = merge_run(self.store, self.runs, run)?;
-                    let result = run
-                        .complete(&outcome)
-                        .map_err(|e| e.to_string())
-                        .and_then(|c| self.reporter.completed(run, &c).map(|()| c));
-                    match result {
-                        Ok(c) => {
-                            report.merged_runs.push(MergedRun {
-                                run_id: c.run_id,
-                                merged: c
-                                    .merged
-                                    .into_iter()
-                                    .map(|(col, n)| (col.as_str().to_string(), n))
-                                    .collect(),
-                            });
-                            run.after_merge().iter().for_each(|f| work.add(f));
-                            done.push(p.id.clone());
-                        }
-                        Err(error) => {
-                            attempts.push(followups::failed_attempt(p, &error));
-                            report.failed_runs.push(FailedRun {
-                                run_id: run.run_id.clone(),
-                                error,
-                                attempts: p.attempts + 1,
-                            });
-                        }
+                    if self.merge_one(p, run, &mut report, &mut attempts)? {
+                        run.after_merge().iter().for_each(|f| work.add(f));
+                        done.push(p.id.clone());
                     }
                 }
                 other => {

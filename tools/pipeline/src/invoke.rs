@@ -7,7 +7,8 @@ use strata_engine::{StoreOptions, Writer};
 
 use crate::compactor::{self, Compactor, CompactorOptions, CompactorOutcome};
 use crate::object_runs;
-use crate::runs::{LocalRuns, RunReporter, RunSource};
+use crate::reporter::RunReporter;
+use crate::runs::{LocalRuns, RunSource};
 use crate::stream_processor::StreamOutcome;
 use crate::{invoke_stream, LambdaError, Role, Settings};
 
@@ -53,6 +54,7 @@ pub fn invoke(
             let runs = run_source(&settings.runs).map_err(LambdaError::Settings)?;
             let options = CompactorOptions {
                 quantization: settings.quantization,
+                fail_after_attempts: settings.fail_after_attempts,
                 ..CompactorOptions::default()
             };
             let outcome =

@@ -8,6 +8,10 @@
 //!   batches or DynamoDB events directly, merges compaction runs (`runs`, `object_runs`),
 //!   recomputes derived metadata through `state`, compacts and collects garbage.
 //!
+//! Run states reach the receipts system's waiters through a `reporter::RunReporter`
+//! (`dynamo_runs` writes the COMPACTION_RUN item); the binaries emit the seed's CloudWatch
+//! metrics as EMF lines ([`metrics`]) and log JSON ([`logs`]).
+//!
 //! Follow-up work travels as rows of a metadata-only collection ([`followups`]), so it is
 //! as durable as the operations it follows; [`batch`] groups a batch's operations by
 //! collection. [`invoke_stream`] (and, with the compactor, `invoke`) runs a role on one
@@ -26,13 +30,23 @@
 pub mod batch;
 #[cfg(feature = "compactor")]
 pub mod compactor;
+#[cfg(feature = "compactor")]
+pub mod dynamo_runs;
 pub mod followups;
 #[cfg(feature = "compactor")]
 mod invoke;
+pub mod logs;
+pub mod metrics;
 #[cfg(feature = "compactor")]
 pub mod object_runs;
 #[cfg(feature = "compactor")]
+pub mod reporter;
+#[cfg(feature = "compactor")]
+pub mod run_layout;
+#[cfg(feature = "compactor")]
 pub mod runs;
+#[cfg(feature = "compactor")]
+pub mod seed_runs;
 #[cfg(feature = "compactor")]
 pub mod state;
 pub mod stream_processor;
@@ -48,7 +62,9 @@ pub use compactor::{Compactor, CompactorOptions, CompactorOutcome};
 #[cfg(feature = "compactor")]
 pub use invoke::{invoke, run_source, Outcome};
 #[cfg(feature = "compactor")]
-pub use runs::{CollectingReporter, LocalRuns, RunReporter, RunSource};
+pub use reporter::{CollectingReporter, LogReporter, RunEvent, RunReporter};
+#[cfg(feature = "compactor")]
+pub use runs::{LocalRuns, RunSource};
 pub use stream_processor::{process_stream_event, StreamOutcome};
 
 /// Why an invocation failed as a whole (Lambda then retries the whole event). Which
@@ -112,7 +128,17 @@ pub struct Settings {
     /// Quantization of `lines`/`words` when the compactor creates them
     /// (`STRATA_QUANTIZE`: none, i8, 1bit; default none).
     pub quantization: Quantization,
+    /// The DynamoDB table of the COMPACTION_RUN items (`STRATA_RUNS_TABLE`): when set, the
+    /// compactor Lambda writes run states there; unset, it logs them.
+    pub runs_table: Option<String>,
+    /// Failed attempts after which a run is reported FAILED (`STRATA_RUN_FAIL_AFTER`,
+    /// default 5, at least 1).
+    pub fail_after_attempts: i64,
 }
+
+/// Failed attempts after which a run is reported FAILED, unless `STRATA_RUN_FAIL_AFTER`
+/// says otherwise.
+pub const DEFAULT_FAIL_AFTER_ATTEMPTS: i64 = 5;
 
 impl Settings {
     /// Settings for a store, runs under `{store}/runs`.
@@ -122,13 +148,16 @@ impl Settings {
             runs: store.join("runs"),
             store,
             quantization: Quantization::None,
+            runs_table: None,
+            fail_after_attempts: DEFAULT_FAIL_AFTER_ATTEMPTS,
         }
     }
 }
 
 impl Settings {
     /// Settings from the environment: `STRATA_STORE` (required), `STRATA_RUNS`,
-    /// `STRATA_QUANTIZE`. The error names the variable and what was wrong.
+    /// `STRATA_QUANTIZE`, `STRATA_RUNS_TABLE`, `STRATA_RUN_FAIL_AFTER`. The error names the
+    /// variable and what was wrong.
     pub fn from_env() -> Result<Settings, String> {
         Settings::from_vars(|name| std::env::var(name).ok())
     }
@@ -150,6 +179,17 @@ impl Settings {
                 other => {
                     return Err(format!(
                         "STRATA_QUANTIZE is {other:?}: use none, i8 or 1bit"
+                    ))
+                }
+            };
+        }
+        s.runs_table = var("STRATA_RUNS_TABLE").filter(|s| !s.is_empty());
+        if let Some(n) = var("STRATA_RUN_FAIL_AFTER").filter(|s| !s.is_empty()) {
+            s.fail_after_attempts = match n.parse::<i64>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(format!(
+                        "STRATA_RUN_FAIL_AFTER is {n:?}: use a whole number of attempts, at least 1"
                     ))
                 }
             };
@@ -236,6 +276,8 @@ mod tests {
         assert_eq!(s.store, PathBuf::from("/mnt/efs/s"));
         assert_eq!(s.runs, PathBuf::from("/mnt/efs/s/runs"));
         assert_eq!(s.quantization, Quantization::None);
+        assert_eq!(s.runs_table, None);
+        assert_eq!(s.fail_after_attempts, DEFAULT_FAIL_AFTER_ATTEMPTS);
         let s = Settings::from_vars(vars(&[
             ("STRATA_STORE", "/s"),
             ("STRATA_RUNS", "/r"),
@@ -246,6 +288,24 @@ mod tests {
             (s.runs, s.quantization),
             (PathBuf::from("/r"), Quantization::I8)
         );
+        let s = Settings::from_vars(vars(&[
+            ("STRATA_STORE", "/s"),
+            ("STRATA_RUNS_TABLE", "ReceiptsTable"),
+            ("STRATA_RUN_FAIL_AFTER", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.runs_table.as_deref(), s.fail_after_attempts),
+            (Some("ReceiptsTable"), 3)
+        );
+        for bad in ["0", "-2", "many"] {
+            let err = Settings::from_vars(vars(&[
+                ("STRATA_STORE", "/s"),
+                ("STRATA_RUN_FAIL_AFTER", bad),
+            ]))
+            .unwrap_err();
+            assert!(err.contains("STRATA_RUN_FAIL_AFTER"), "{bad}: {err}");
+        }
         assert!(Settings::from_vars(vars(&[]))
             .unwrap_err()
             .contains("STRATA_STORE is not set"));

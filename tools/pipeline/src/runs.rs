@@ -4,29 +4,31 @@
 //! reaches it. A [`RunSource`] finds a run's delta files ([`LocalRuns`]: a directory tree,
 //! the embedded default and what EFS gives); [`merge_run`] decodes, checks and applies them
 //! with every operation re-stamped with the SequenceNumber of the run's INSERT, so a run
-//! takes its place in the stream's order and merging it twice changes nothing. Completed
-//! runs are announced through a [`RunReporter`] (the DynamoDB write-back of the
-//! COMPACTION_RUN state plugs in there).
+//! takes its place in the stream's order and merging it twice changes nothing. The
+//! compactor announces run states through a [`super::reporter::RunReporter`].
 
 use std::path::{Component, Path, PathBuf};
 
 use strata_engine::{validate, ReadableStore, Writer};
 use strata_formats::{decode_delta, Operation};
 use strata_storage::{LocalStorage, Storage};
-use strata_stream::ops::{DeltaLocation, DeltaOutcome, RunCompleted};
+use strata_stream::ops::{DeltaLocation, DeltaOutcome};
 use strata_stream::{Collection, MergeRun};
+
+use super::run_layout::{detect, Layout, MAX_RUN_FILES, TARBALL};
 
 /// The largest run delta read (a receipt's words are a few MB; this bounds a bad file).
 pub const MAX_RUN_DELTA_BYTES: u64 = 1 << 30;
 
-/// A run delta file: its name (for messages) and its bytes.
-pub type RunFile = (String, Vec<u8>);
+pub use super::run_layout::{RunFile, RunPayload};
 
 /// Where a run's delta files are found.
 pub trait RunSource {
-    /// The bytes of every delta file under `location`, in name order; `Ok(None)` when
-    /// there is none (the run is not ready or its files are gone).
-    fn fetch(&self, location: &DeltaLocation) -> Result<Option<Vec<RunFile>>, String>;
+    /// The run's delta under `location`, in the layout its listing shows
+    /// ([`super::run_layout::detect`]): sealed strata deltas in name order, or the seed's
+    /// tarball or directory layout; `Ok(None)` when there is none (the run is not ready or
+    /// its files are gone).
+    fn fetch(&self, location: &DeltaLocation) -> Result<Option<RunPayload>, String>;
 }
 
 /// Runs in a local directory tree: `{root}/{key_prefix}` (or `{root}/{bucket}/{key_prefix}`
@@ -73,71 +75,111 @@ impl LocalRuns {
     }
 }
 
-impl RunSource for LocalRuns {
-    fn fetch(&self, location: &DeltaLocation) -> Result<Option<Vec<RunFile>>, String> {
-        let dir = self.dir(location)?;
-        let storage = LocalStorage::at(&self.root);
-        let entries = match storage.list(&dir) {
+/// Every file under `dir` of `storage`, at most [`MAX_RUN_FILES`] and `depth` levels deep:
+/// `(path relative to dir, size)`; `None` when `dir` does not exist.
+fn list_tree(
+    storage: &LocalStorage,
+    dir: &str,
+    depth: usize,
+) -> Result<Option<Vec<(String, u64)>>, String> {
+    let mut out = Vec::new();
+    let mut todo = vec![(String::new(), 0usize)];
+    while let Some((sub, level)) = todo.pop() {
+        let path = if sub.is_empty() {
+            dir.to_string()
+        } else {
+            format!("{dir}/{sub}")
+        };
+        let entries = match storage.list(&path) {
             Ok(e) => e,
-            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) if e.is_not_found() && sub.is_empty() => return Ok(None),
             Err(e) => return Err(e.to_string()),
         };
-        let mut files: Vec<_> = entries
-            .into_iter()
-            .filter(|e| !e.meta.is_dir && e.name.ends_with(".delta"))
-            .collect();
-        if files.is_empty() {
-            return Ok(None);
-        }
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut out = Vec::with_capacity(files.len());
-        for file in files {
-            let path = format!("{dir}/{}", file.name);
-            let shown = storage.location(&path).display().to_string();
-            if file.meta.len > MAX_RUN_DELTA_BYTES {
+        for e in entries {
+            let rel = if sub.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{sub}/{}", e.name)
+            };
+            if e.meta.is_dir {
+                if level < depth {
+                    todo.push((rel, level + 1));
+                }
+            } else {
+                out.push((rel, e.meta.len));
+            }
+            if out.len() > MAX_RUN_FILES {
                 return Err(format!(
-                    "{shown}: {} bytes exceeds the {MAX_RUN_DELTA_BYTES}-byte limit of a run delta",
-                    file.meta.len
+                    "{}: more than {MAX_RUN_FILES} files under a run prefix",
+                    storage.location(dir).display()
                 ));
             }
-            let bytes = storage.read(&path).map_err(|e| e.to_string())?;
-            out.push((shown, bytes));
         }
-        Ok(Some(out))
+    }
+    Ok(Some(out))
+}
+
+impl RunSource for LocalRuns {
+    fn fetch(&self, location: &DeltaLocation) -> Result<Option<RunPayload>, String> {
+        let dir = self.dir(location)?;
+        let storage = LocalStorage::at(&self.root);
+        let shown = storage.location(&dir).display().to_string();
+        let Some(listing) = list_tree(&storage, &dir, 4)? else {
+            return Ok(None);
+        };
+        let read = |names: Vec<String>| -> Result<Vec<RunFile>, String> {
+            names
+                .into_iter()
+                .map(|n| {
+                    let bytes = storage
+                        .read(&format!("{dir}/{n}"))
+                        .map_err(|e| e.to_string())?;
+                    Ok((n, bytes))
+                })
+                .collect()
+        };
+        let shown_files = |files: Vec<RunFile>| {
+            files
+                .into_iter()
+                .map(|(n, b)| (format!("{shown}/{n}"), b))
+                .collect::<Vec<_>>()
+        };
+        Ok(match detect(&shown, &listing)? {
+            Layout::Nothing => None,
+            Layout::Strata(names) => Some(RunPayload::Strata(shown_files(read(names)?))),
+            Layout::Tarball => {
+                let mut files = shown_files(read(vec![TARBALL.to_string()])?);
+                files.pop().map(RunPayload::ChromaTarball)
+            }
+            Layout::ChromaDir(names) => Some(RunPayload::ChromaFiles {
+                location: shown,
+                files: read(names)?,
+            }),
+        })
     }
 }
 
-/// Told about every run whose deltas all merged.
-pub trait RunReporter {
-    /// The run is merged and committed; an error keeps the run pending (it is merged again,
-    /// which changes nothing, and reported again next time).
-    fn completed(&mut self, run: &MergeRun, done: &RunCompleted) -> Result<(), String>;
-}
-
-/// A reporter that keeps what it was told (the local default; tests read it).
-#[derive(Debug, Default, Clone)]
-pub struct CollectingReporter {
-    /// The completed runs, in order.
-    pub completed: Vec<RunCompleted>,
-}
-
-impl RunReporter for CollectingReporter {
-    fn completed(&mut self, _run: &MergeRun, done: &RunCompleted) -> Result<(), String> {
-        self.completed.push(done.clone());
-        Ok(())
-    }
-}
-
-/// Decode one collection's run files into operations stamped with the run's seq.
+/// Convert one collection's run delta into operations stamped with the run's seq, each
+/// checked against the collection.
 fn load(
     store: &Writer,
     collection: Collection,
     run: &MergeRun,
-    files: Vec<RunFile>,
+    payload: RunPayload,
 ) -> Result<Vec<Operation>, String> {
     let info = store
         .collection_info(collection.as_str())
         .map_err(|e| e.to_string())?;
+    let files = match payload {
+        RunPayload::Strata(files) => files,
+        seed => {
+            let (name, ops) = super::seed_runs::operations(seed, collection, run.seq)?;
+            for (i, op) in ops.iter().enumerate() {
+                validate(&info, op).map_err(|e| format!("{name}: record {i}: {e}"))?;
+            }
+            return Ok(ops);
+        }
+    };
     let mut ops = Vec::new();
     for (name, bytes) in files {
         let delta = decode_delta(&bytes).map_err(|e| format!("{name}: {e}"))?;
@@ -174,7 +216,7 @@ pub fn merge_run(
         let outcome = match source.fetch(&d.location) {
             Ok(None) => DeltaOutcome::Missing,
             Err(reason) => DeltaOutcome::Failed { reason },
-            Ok(Some(files)) => match load(store, d.collection, run, files) {
+            Ok(Some(payload)) => match load(store, d.collection, run, payload) {
                 Ok(ops) => {
                     ready.push((d.collection, ops));
                     continue;
@@ -228,5 +270,47 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("lines/delta/empty")).unwrap();
         std::fs::write(dir.path().join("lines/delta/empty/notes.txt"), b"x").unwrap();
         assert_eq!(runs.fetch(&loc("lines/delta/empty/")).unwrap(), None);
+    }
+
+    #[test]
+    fn the_seeds_layouts_are_read_from_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let put = |rel: &str, bytes: &[u8]| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        };
+        put("lines/delta/t1/delta.tar.gz", b"gz");
+        put("words/delta/d1/chroma.sqlite3", b"db");
+        put("words/delta/d1/seg-1/header.bin", b"h");
+        put("words/delta/d1/seg-1/link_lists.bin", b"");
+        put("words/delta/s1/part-00000.delta", b"s");
+        let runs = LocalRuns::new(dir.path());
+        let root = dir.path().display().to_string();
+        assert_eq!(
+            runs.fetch(&loc("lines/delta/t1/")).unwrap(),
+            Some(RunPayload::ChromaTarball((
+                format!("{root}/lines/delta/t1/delta.tar.gz"),
+                b"gz".to_vec()
+            )))
+        );
+        assert_eq!(
+            runs.fetch(&loc("words/delta/d1/")).unwrap(),
+            Some(RunPayload::ChromaFiles {
+                location: format!("{root}/words/delta/d1"),
+                files: vec![
+                    ("chroma.sqlite3".into(), b"db".to_vec()),
+                    ("seg-1/header.bin".into(), b"h".to_vec()),
+                    ("seg-1/link_lists.bin".into(), Vec::new()),
+                ],
+            })
+        );
+        assert_eq!(
+            runs.fetch(&loc("words/delta/s1")).unwrap(),
+            Some(RunPayload::Strata(vec![(
+                format!("{root}/words/delta/s1/part-00000.delta"),
+                b"s".to_vec()
+            )]))
+        );
     }
 }

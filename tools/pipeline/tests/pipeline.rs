@@ -14,7 +14,7 @@ use strata_pipeline::runs::merge_run;
 use strata_pipeline::state::StoreState;
 use strata_pipeline::{
     process_stream_event, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome,
-    LocalRuns,
+    LocalRuns, RunReporter,
 };
 use strata_stream::Collection;
 use strata_testkit::workload::{Workload, WorkloadConfig};
@@ -487,4 +487,511 @@ fn runs_in_an_object_store_merge_like_runs_in_a_directory() {
     }
     assert_eq!(reporter.completed.len(), w.runs.len());
     assert_matches_rules(&store, &w);
+}
+
+/// Checks, whenever a run is reported COMPLETED, that a reader opened afresh on the store
+/// already sees every record of the run's deltas (the report comes after durability), and
+/// records every state it was told.
+struct DurableCheck<'w> {
+    store: std::path::PathBuf,
+    writer: &'w Writer,
+    /// Run records a fresh reader saw at `completed` time.
+    visible: usize,
+    /// run id → `(collection, ids)` of its deltas.
+    ids: BTreeMap<String, Vec<(String, Vec<String>)>>,
+    seen: CollectingReporter,
+}
+
+impl RunReporter for DurableCheck<'_> {
+    fn started(&mut self, run: &strata_stream::MergeRun) -> Result<(), String> {
+        self.seen.started(run)
+    }
+
+    fn completed(
+        &mut self,
+        run: &strata_stream::MergeRun,
+        done: &strata_stream::ops::RunCompleted,
+    ) -> Result<(), String> {
+        // What a process opening the store now sees is what the writer holds: the run's
+        // records (less those a newer stream REMOVE deleted) are durable and published.
+        let reader = strata_engine::Reader::open(&self.store).unwrap();
+        for (collection, ids) in &self.ids[&run.run_id] {
+            let get = |snap: strata_engine::Snapshot| {
+                let rows = snap.get(ids, Include::all()).unwrap();
+                rows.into_iter()
+                    .map(|r| (r.id, r.embedding, r.metadata))
+                    .collect::<Vec<_>>()
+            };
+            let seen = get(reader.snapshot(collection).unwrap());
+            let held = get(self.writer.snapshot(collection).unwrap());
+            assert_eq!(seen, held, "{collection} of {}", run.run_id);
+            self.visible += seen.len();
+        }
+        self.seen.completed(run, done)
+    }
+
+    fn failed(
+        &mut self,
+        run: &strata_stream::MergeRun,
+        failures: &[strata_pipeline::reporter::DeltaFailure],
+        attempts: i64,
+    ) -> Result<(), String> {
+        self.seen.failed(run, failures, attempts)
+    }
+}
+
+/// The ids of every run's delta files: run id → `(collection, ids)`.
+fn run_ids(w: &Workload) -> BTreeMap<String, Vec<(String, Vec<String>)>> {
+    let mut out: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    for (rel, bytes) in &w.run_files {
+        let delta = strata_formats::decode_delta(bytes).unwrap();
+        let run_id = rel.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let ids = delta
+            .ops
+            .iter()
+            .filter_map(|o| match &o.op {
+                strata_formats::Op::Upsert(r) => Some(r.id.clone()),
+                _ => None,
+            })
+            .collect();
+        out.entry(run_id.to_string())
+            .or_default()
+            .push((delta.header.collection.clone(), ids));
+    }
+    out
+}
+
+/// Run states in order: PROCESSING once (the first attempt), FAILED once a run has failed
+/// `fail_after_attempts` times (and again on each later failure, never before), COMPLETED
+/// only after the merged records are durable, with the number of records of each delta.
+#[test]
+fn run_states_are_reported_processing_failed_then_completed_after_durability() {
+    use strata_pipeline::RunEvent;
+    let w = workload(4, 31);
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let store_dir = dir.path().join("store");
+    let store = Writer::open(&store_dir, StoreOptions::default()).unwrap();
+    let source = LocalRuns::new(&runs);
+    let mut reporter = DurableCheck {
+        store: store_dir,
+        writer: &store,
+        visible: 0,
+        ids: run_ids(&w),
+        seen: CollectingReporter::default(),
+    };
+    let options = CompactorOptions {
+        gc: false,
+        fail_after_attempts: 3,
+        ..CompactorOptions::default()
+    };
+    // No delta has arrived: every run fails on each invocation.
+    let scheduled: Vec<&[u8]> = vec![b"{}"; 3];
+    for e in w.events.iter().map(Vec::as_slice).chain(scheduled) {
+        Compactor::new(&store, &source, &mut reporter, options.clone())
+            .handle(e)
+            .unwrap();
+    }
+    w.write_run_files(&runs).unwrap();
+    let out = Compactor::new(&store, &source, &mut reporter, options)
+        .handle(b"{}")
+        .unwrap();
+    assert_eq!(out.follow_ups.merged_runs.len(), w.runs.len());
+    assert!(reporter.visible > 0, "the check saw the runs' records");
+    let events = &reporter.seen.events;
+    for info in &w.runs {
+        let mine: Vec<&RunEvent> = events
+            .iter()
+            .filter(|e| match e {
+                RunEvent::Processing { run_id }
+                | RunEvent::Completed { run_id, .. }
+                | RunEvent::Failed { run_id, .. } => *run_id == info.run_id,
+            })
+            .collect();
+        assert_eq!(
+            mine.first(),
+            Some(&&RunEvent::Processing {
+                run_id: info.run_id.clone()
+            })
+        );
+        let processing = mine
+            .iter()
+            .filter(|e| matches!(e, RunEvent::Processing { .. }))
+            .count();
+        assert_eq!(processing, 1, "{mine:?}");
+        let failed: Vec<i64> = mine
+            .iter()
+            .filter_map(|e| match e {
+                RunEvent::Failed {
+                    attempts, failures, ..
+                } => {
+                    assert_eq!(failures.len(), 2, "both deltas are missing: {failures:?}");
+                    Some(*attempts)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!failed.is_empty(), "{mine:?}");
+        assert_eq!(failed[0], 3, "FAILED first at the third attempt: {mine:?}");
+        assert!(failed.windows(2).all(|p| p[1] == p[0] + 1), "{failed:?}");
+        assert_eq!(
+            mine.last(),
+            Some(&&RunEvent::Completed {
+                run_id: info.run_id.clone(),
+                merged: vec![
+                    (Collection::Lines, info.lines as u64),
+                    (Collection::Words, info.words as u64)
+                ],
+            })
+        );
+    }
+}
+
+// ---- seed-format run deltas ------------------------------------------------------------
+
+/// strata-chroma's golden fixtures (made by real chromadb 1.5.9): `delta.tar.gz` holds a
+/// `lines` collection, `delta_dir/` a `words` collection, 25 records each, 8-d, with the
+/// expected JSON of `collection.get()`.
+const CHROMA_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../chroma/fixtures");
+/// This crate's: `empty_lines.tar.gz`, a `lines` collection never written.
+const SEED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+const IMAGE: &str = "5a0c5ab4-7f1e-4a4e-9c61-2d4b1f0e7a10";
+
+/// The DynamoDB stream event of a COMPACTION_RUN INSERT (the shape the seed's table emits).
+fn run_insert(run_id: &str, seq: u64) -> Vec<u8> {
+    let sk = format!("RECEIPT#00001#COMPACTION_RUN#{run_id}");
+    let s = |v: &str| serde_json::json!({ "S": v });
+    let record = serde_json::json!({
+        "eventID": format!("ev-{seq}"),
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "Keys": { "PK": s(&format!("IMAGE#{IMAGE}")), "SK": s(&sk) },
+            "NewImage": {
+                "PK": s(&format!("IMAGE#{IMAGE}")),
+                "SK": s(&sk),
+                "TYPE": s("COMPACTION_RUN"),
+                "run_id": s(run_id),
+                "image_id": s(IMAGE),
+                "receipt_id": { "N": "1" },
+                "lines_delta_prefix": s(&format!("lines/delta/{run_id}/")),
+                "words_delta_prefix": s(&format!("words/delta/{run_id}/")),
+                "lines_state": s("PENDING"),
+                "words_state": s("PENDING"),
+            },
+            "ApproximateCreationDateTime": 1_796_189_359,
+            "SequenceNumber": seq.to_string(),
+            "SizeBytes": 512,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    });
+    event(&[record])
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A metadata value of the expected JSON (Python's json: ints without a point).
+fn meta_value(v: &Value) -> strata_formats::MetaValue {
+    use strata_formats::MetaValue as M;
+    let all = |f: fn(&Value) -> bool| v.as_array().unwrap().iter().all(f);
+    match v {
+        Value::String(s) => M::Str(s.clone()),
+        Value::Bool(b) => M::Bool(*b),
+        Value::Number(n) if n.is_i64() => M::Int(n.as_i64().unwrap()),
+        Value::Number(n) => M::Float(n.as_f64().unwrap()),
+        Value::Array(a) if all(Value::is_string) => {
+            M::StrList(a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        }
+        Value::Array(a) if all(Value::is_boolean) => {
+            M::BoolList(a.iter().map(|x| x.as_bool().unwrap()).collect())
+        }
+        Value::Array(a) if all(Value::is_i64) => {
+            M::IntList(a.iter().map(|x| x.as_i64().unwrap()).collect())
+        }
+        Value::Array(a) => M::FloatList(a.iter().map(|x| x.as_f64().unwrap()).collect()),
+        other => panic!("unexpected metadata value {other}"),
+    }
+}
+
+/// The records of one collection of an expected JSON, as strata upserts at seq 0.
+fn expected_ops(file: &str, collection: &str) -> Vec<strata_formats::Operation> {
+    let path = Path::new(CHROMA_FIXTURES).join(file);
+    let doc: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    doc["collections"][collection]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let embedding = r["embedding_bits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| f32::from_bits(b.as_u64().unwrap() as u32))
+                .collect();
+            let metadata = r["metadata"]
+                .as_object()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), meta_value(v))).collect())
+                .unwrap_or_default();
+            strata_formats::Operation::upsert(
+                strata_formats::Seq::ZERO,
+                strata_formats::Record {
+                    id: r["id"].as_str().unwrap().to_string(),
+                    embedding: Some(embedding),
+                    document: r["document"].as_str().map(str::to_string),
+                    metadata,
+                },
+            )
+        })
+        .collect()
+}
+
+/// A store whose `lines` and `words` have the fixtures' dimension (8), so the compactor
+/// merges into them rather than creating its 1536-d defaults.
+fn store_for_fixtures(dir: &Path) -> Writer {
+    let store = Writer::open(dir, StoreOptions::default()).unwrap();
+    for c in ["lines", "words"] {
+        store
+            .create_collection(
+                c,
+                8,
+                strata_formats::Metric::L2,
+                strata_formats::Quantization::None,
+            )
+            .unwrap();
+    }
+    store
+}
+
+/// Run the compactor once on `event` over `runs`, with a collecting reporter.
+fn compact_reporting(
+    store: &Writer,
+    runs: &Path,
+    event: &[u8],
+) -> (CompactorOutcome, CollectingReporter) {
+    let source = LocalRuns::new(runs);
+    let mut reporter = CollectingReporter::default();
+    let options = CompactorOptions {
+        gc: false,
+        ..CompactorOptions::default()
+    };
+    let out = Compactor::new(store, &source, &mut reporter, options)
+        .handle(event)
+        .unwrap();
+    (out, reporter)
+}
+
+fn rows(store: &Writer, c: &str) -> Vec<strata_engine::RecordOut> {
+    store
+        .snapshot(c)
+        .unwrap()
+        .get_where(None, None, 0, Include::all())
+        .unwrap()
+}
+
+/// The compactor merges a run delivered in the seed's formats — `lines` as the realtime
+/// producer's `delta.tar.gz`, `words` as the batch producer's directory layout — end to
+/// end from the COMPACTION_RUN INSERT, and the store equals one fed the same records as
+/// strata run deltas: same ids, bit-identical embeddings, documents and typed metadata,
+/// every operation stamped with the INSERT's SequenceNumber.
+#[test]
+fn seed_format_runs_merge_like_strata_runs() {
+    let run_id = "9d1f3c2a-5b7e-4c11-8a0f-6e2d4c8b9a01";
+    let dir = tempfile::tempdir().unwrap();
+    // The seed's layouts.
+    let seed_runs = dir.path().join("seed-runs");
+    let tar_dir = seed_runs.join(format!("lines/delta/{run_id}"));
+    std::fs::create_dir_all(&tar_dir).unwrap();
+    std::fs::copy(
+        Path::new(CHROMA_FIXTURES).join("delta.tar.gz"),
+        tar_dir.join("delta.tar.gz"),
+    )
+    .unwrap();
+    copy_tree(
+        &Path::new(CHROMA_FIXTURES).join("delta_dir"),
+        &seed_runs.join(format!("words/delta/{run_id}")),
+    );
+    // The same records as strata deltas.
+    let strata_runs = dir.path().join("strata-runs");
+    for (c, file) in [
+        ("lines", "delta.tar.gz.expected.json"),
+        ("words", "delta_dir.expected.json"),
+    ] {
+        let ops = expected_ops(file, c);
+        assert_eq!(ops.len(), 25, "{file}");
+        let header = strata_formats::DeltaHeader {
+            collection: c.to_string(),
+            dims: 8,
+            producer: "embedding-producer".into(),
+            first_seq: strata_formats::Seq::ZERO,
+            created_ms: 0,
+        };
+        let bytes = strata_formats::DeltaWriter::encode(&header, &ops).unwrap();
+        let d = strata_runs.join(format!("{c}/delta/{run_id}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("part-00000.delta"), bytes).unwrap();
+    }
+    let event = run_insert(run_id, 4_200_000_000);
+    let mut states = Vec::new();
+    for (name, runs) in [("seed", &seed_runs), ("strata", &strata_runs)] {
+        let store = store_for_fixtures(&dir.path().join(format!("store-{name}")));
+        let (out, reporter) = compact_reporting(&store, runs, &event);
+        assert!(
+            out.follow_ups.failed_runs.is_empty(),
+            "{name}: {:?}",
+            out.follow_ups.failed_runs
+        );
+        assert_eq!(
+            out.follow_ups.merged_runs.len(),
+            1,
+            "{name}: {:?} {:?}",
+            out.event,
+            out.follow_ups
+        );
+        let merged = &out.follow_ups.merged_runs[0].merged;
+        assert_eq!((merged["lines"], merged["words"]), (25, 25), "{name}");
+        assert_eq!(reporter.completed.len(), 1, "{name}");
+        assert_eq!(
+            store.snapshot("lines").unwrap().rows().unwrap(),
+            25,
+            "{name}"
+        );
+        states.push(state_of(&store));
+        // Every merged operation carries the INSERT's seq: an upsert of the same id stamped
+        // just before it loses, one just after it wins.
+        let id = "IMAGE#0001#RECEIPT#00001#LINE#00003";
+        let upsert = |seq: u64, doc: &str| {
+            strata_formats::Operation::upsert(
+                seq.to_string().parse::<strata_formats::Seq>().unwrap(),
+                strata_formats::Record {
+                    id: id.into(),
+                    embedding: Some(vec![0.5; 8]),
+                    document: Some(doc.into()),
+                    metadata: Metadata::new(),
+                },
+            )
+        };
+        let doc = |store: &Writer| {
+            let snap = store.snapshot("lines").unwrap();
+            snap.get(&[id.to_string()], Include::all()).unwrap()[0]
+                .document
+                .clone()
+        };
+        store
+            .write_sequenced("lines", vec![upsert(4_199_999_999, "older")])
+            .unwrap();
+        assert_eq!(doc(&store).as_deref(), Some("line 3"), "{name}");
+        store
+            .write_sequenced("lines", vec![upsert(4_200_000_001, "newer")])
+            .unwrap();
+        assert_eq!(doc(&store).as_deref(), Some("newer"), "{name}");
+    }
+    assert_eq!(
+        states[0], states[1],
+        "a seed-fed store equals a strata-fed one"
+    );
+    // And both hold exactly the expected records of collection.get().
+    let lines = &states[0]["lines"];
+    for op in expected_ops("delta.tar.gz.expected.json", "lines") {
+        let strata_formats::Op::Upsert(r) = op.op else {
+            unreachable!()
+        };
+        let (_, doc, emb) = &lines[&r.id];
+        assert_eq!(doc, &r.document);
+        let bits = |v: &Option<Vec<f32>>| {
+            v.as_ref()
+                .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+        };
+        assert_eq!(bits(emb), bits(&r.embedding), "{}", r.id);
+    }
+}
+
+/// `lines` and `words` of a store: id → (metadata, document, embedding).
+fn state_of(store: &Writer) -> State {
+    ["lines", "words"]
+        .iter()
+        .map(|c| {
+            let rows = rows(store, c)
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.id,
+                        (r.metadata.unwrap_or_default(), r.document, r.embedding),
+                    )
+                })
+                .collect();
+            (c.to_string(), rows)
+        })
+        .collect()
+}
+
+/// Seed §4.3: a delta whose collection is missing is an error — the run stays pending,
+/// nothing of it is written, not even its other delta — and an empty delta merges as a
+/// success with 0 vectors.
+#[test]
+fn seed_deltas_without_the_collection_fail_and_empty_ones_merge_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    // Run 1: its `words` prefix holds the `lines` tarball.
+    let bad = "0b6f2a9e-1c3d-4e5f-8a7b-9c0d1e2f3a4b";
+    for c in ["lines", "words"] {
+        let d = runs.join(format!("{c}/delta/{bad}"));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(
+            Path::new(CHROMA_FIXTURES).join("delta.tar.gz"),
+            d.join("delta.tar.gz"),
+        )
+        .unwrap();
+    }
+    let store = store_for_fixtures(&dir.path().join("store"));
+    let (out, reporter) = compact_reporting(&store, &runs, &run_insert(bad, 5_000_000_000));
+    let failed = &out.follow_ups.failed_runs;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].error.contains("words"), "{failed:?}");
+    assert!(reporter.completed.is_empty());
+    assert_eq!(
+        rows(&store, "lines").len(),
+        0,
+        "nothing of a failed run is written"
+    );
+    assert_eq!(pending_follow_ups(&store), 1, "the run stays pending");
+    // Run 2: an empty `lines` delta and the `words` directory.
+    let empty = "7e3a1b2c-4d5e-4f60-9a8b-7c6d5e4f3a2b";
+    let d = runs.join(format!("lines/delta/{empty}"));
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(
+        Path::new(SEED_FIXTURES).join("empty_lines.tar.gz"),
+        d.join("delta.tar.gz"),
+    )
+    .unwrap();
+    copy_tree(
+        &Path::new(CHROMA_FIXTURES).join("delta_dir"),
+        &runs.join(format!("words/delta/{empty}")),
+    );
+    let (out, _) = compact_reporting(&store, &runs, &run_insert(empty, 5_100_000_000));
+    let merged: Vec<_> = out
+        .follow_ups
+        .merged_runs
+        .iter()
+        .filter(|r| r.run_id == empty)
+        .collect();
+    assert_eq!(merged.len(), 1, "{:?}", out.follow_ups);
+    assert_eq!(
+        (merged[0].merged["lines"], merged[0].merged["words"]),
+        (0, 25)
+    );
+    assert_eq!(rows(&store, "lines").len(), 0);
+    assert_eq!(rows(&store, "words").len(), 25);
 }

@@ -4,8 +4,10 @@
 pub mod collections;
 pub mod events;
 pub mod files;
+pub mod import;
 pub mod maintenance;
 pub mod read;
+pub mod s3;
 pub mod versions;
 pub mod write;
 
@@ -82,6 +84,7 @@ pub fn include_of(fields: &[IncludeField]) -> Include {
     inc
 }
 
+// Long: one arm per command; the dispatch reads best as one match.
 /// Run a parsed command line; returns the exit status of a command that ran (a failed
 /// check, such as `verify` finding corruption, is status 1 without an error).
 pub fn execute(cli: Cli) -> CliResult<i32> {
@@ -165,6 +168,18 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
             runs,
             request_id,
         } => events::invoke(&ctx, role, &event, runs, request_id),
+        Command::ImportChroma {
+            source,
+            collection,
+            as_name,
+        } => import::import_chroma(
+            &ctx,
+            &import::ImportArgs {
+                source,
+                collection,
+                as_name,
+            },
+        ),
         Command::Inspect { file } => files::inspect(&ctx, &file),
         Command::Verify { dir } => files::verify(&ctx, dir),
         Command::Demo { receipts, seed } => {
