@@ -22,11 +22,7 @@ pub fn publish_inbox_delta(storage: &dyn Storage, producer: &str, sealed: &[u8])
     let mut n = 0u32;
     loop {
         let dest = layout::inbox_file(&layout::inbox_name(producer, now_ms(), n));
-        let published = (|| {
-            crate::failpoint!("inbox: publish", storage.location(&dest));
-            storage.publish(&temp, &dest)
-        })();
-        match published {
+        match publish_once(storage, &temp, &dest) {
             Ok(true) => return Ok(dest),
             Ok(false) => {}
             Err(e) => {
@@ -37,6 +33,14 @@ pub fn publish_inbox_delta(storage: &dyn Storage, producer: &str, sealed: &[u8])
         }
         n = n.wrapping_add(1);
     }
+}
+
+/// One create-if-absent publication of `temp` as `dest` (a failpoint ahead of it under the
+/// `failpoints` feature: an injected error returns from here, so the caller still discards
+/// the temporary).
+fn publish_once(storage: &dyn Storage, temp: &crate::TempFile, dest: &str) -> Result<bool> {
+    crate::failpoint!("inbox: publish", storage.location(dest));
+    storage.publish(temp, dest)
 }
 
 #[cfg(test)]

@@ -63,6 +63,12 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(StorageError::io("fsync directory", dir))
 }
 
+/// Rename `from` over `to` (a failpoint ahead of it under the `failpoints` feature).
+fn rename_into(from: &Path, to: &Path) -> Result<()> {
+    failpoint!("storage::rename", to.to_path_buf());
+    fs::rename(from, to).map_err(StorageError::io("rename into", to))
+}
+
 fn metadata_of(meta: &fs::Metadata, path: &Path) -> Result<Metadata> {
     Ok(Metadata {
         len: meta.len(),
@@ -172,11 +178,7 @@ impl Storage for LocalStorage {
         let to = self.resolve(dest)?;
         let temp = self.write_temp("replace", bytes)?;
         let from = self.resolve(temp.path())?;
-        let renamed = (|| {
-            failpoint!("storage::rename", to.clone());
-            fs::rename(&from, &to).map_err(StorageError::io("rename into", &to))
-        })();
-        if let Err(e) = renamed {
+        if let Err(e) = rename_into(&from, &to) {
             let _ = fs::remove_file(&from);
             return Err(e);
         }
