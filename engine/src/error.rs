@@ -130,6 +130,27 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// A publish refused before it moved anything: the destination holds another store or
+    /// another history, or a file there differs from this store's.
+    #[error("publish to {url} refused: {reason}; the head was not moved")]
+    PublishRefused {
+        /// The destination.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Another publisher moved the head between this publish's read of it and its move.
+    #[error("publish to {url} lost a race: the head is now {theirs}, not the {read} this publish read; {ours} was not published and nothing was overwritten (the files uploaded are harmless); publish again")]
+    PublishConflict {
+        /// The destination.
+        url: String,
+        /// The head this publish read (`none` if there was none).
+        read: String,
+        /// What this publish would have made the head.
+        ours: String,
+        /// What the head is now.
+        theirs: String,
+    },
     /// Not enough free disk for a compaction.
     #[error("not enough free disk at {path} for compaction: {needed} bytes needed (twice the inputs), {available} available; nothing was changed")]
     NoSpace {

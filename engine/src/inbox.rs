@@ -94,7 +94,7 @@ impl Writer {
             }
             // Linked, not copied, into deltas/; the link fsyncs the directory.
             let file = loop {
-                let file = layout::delta_name(self.alloc_file());
+                let file = layout::delta_name(self.alloc_file()?);
                 let dest = layout::delta(&file);
                 strata_storage::failpoint!("ingest: link delta", storage.location(&dest));
                 if storage.link(&path, &dest)? {

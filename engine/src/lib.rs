@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![deny(unreachable_pub)]
 
+mod batch;
 mod clock;
 mod compaction;
 mod distance;
@@ -29,12 +30,15 @@ mod inbox;
 mod layout;
 pub mod limits;
 mod manifest;
+mod publish;
 mod reader;
+mod remote_gc;
 mod resolve;
 mod search;
 mod segment;
 mod snapshot;
 mod store;
+mod topk;
 mod validate;
 mod verify;
 mod writer;
@@ -49,10 +53,15 @@ pub use error::{Error, Field, InvalidOp, Result};
 pub use gc::GcReport;
 pub use inbox::{write_inbox_delta, IngestReport};
 pub use layout::check_collection_name;
+pub use publish::{PublishOptions, PublishReport};
 pub use reader::Reader;
+pub use remote_gc::RemoteGcReport;
 pub use search::{default_oversample, SearchOptions};
 pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
 pub use store::{ReadableStore, VersionInfo};
+pub use strata_storage::remote::{
+    default_cache_dir, ObjectStorage, RemoteHead, RemoteOptions, RemoteStorage,
+};
 pub use strata_storage::{LocalStorage, MemoryStorage, Storage, StorageError};
 pub use validate::validate;
 pub use verify::{

@@ -42,6 +42,8 @@ const ALL_CFS: [&str; 8] = [
 ];
 const LEASE_KEY: &[u8] = b"writer";
 const NEXT_VERSION_KEY: &[u8] = b"next_version";
+const STORE_ID_KEY: &[u8] = b"store_id";
+const FILE_WATERMARK_KEY: &[u8] = b"file_watermark";
 
 /// Who holds the writer role, since when, and with which fencing epoch.
 #[derive(Debug, Clone, PartialEq, Eq, bincode::Encode, bincode::Decode)]
@@ -89,6 +91,16 @@ fn version_key(collection: &str, version: u64) -> Vec<u8> {
     let mut k = collection.as_bytes().to_vec();
     k.push(0);
     k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+/// Published heads remembered per collection (see `Manifest::put_published`).
+pub(crate) const MAX_PUBLISHED_PER_COLLECTION: usize = 256;
+
+fn published_prefix(collection: &str) -> Vec<u8> {
+    let mut k = b"published\0".to_vec();
+    k.extend_from_slice(collection.as_bytes());
+    k.push(0);
     k
 }
 
@@ -245,6 +257,58 @@ impl Manifest {
         };
         self.write_synced(|b| b.put_cf(self.cf(CF_LEASE), LEASE_KEY, encode(&lease)))?;
         Ok(lease)
+    }
+
+    /// The store's id, created (synced) the first time a writer opens the store: 32
+    /// hexadecimal digits, random. Publishing and remote readers check it.
+    pub(crate) fn store_id_or_create(&self) -> Result<String> {
+        if let Some(id) = self.get::<String>(CF_META, STORE_ID_KEY)? {
+            return Ok(id);
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.write_synced(|b| b.put_cf(self.cf(CF_META), STORE_ID_KEY, encode(&id)))?;
+        Ok(id)
+    }
+
+    /// The file-number watermark: no delta or segment file ever had a number at or above
+    /// it (0 before the first reservation).
+    pub(crate) fn file_watermark(&self) -> Result<u64> {
+        Ok(self.get::<u64>(CF_META, FILE_WATERMARK_KEY)?.unwrap_or(0))
+    }
+
+    /// Raise the watermark (synced) before numbers below it are handed out, so that a
+    /// number is never reused: not after GC removed its file, not after a crash.
+    pub(crate) fn reserve_file_numbers(&self, watermark: u64) -> Result<()> {
+        self.write_synced(|b| b.put_cf(self.cf(CF_META), FILE_WATERMARK_KEY, encode(&watermark)))
+    }
+
+    /// Remember that version `version` of `collection`, whose version file has crc32
+    /// `crc`, was published as a head (synced), so that a later publish recognises it as
+    /// this store's even after local retention dropped it. The newest
+    /// [`MAX_PUBLISHED_PER_COLLECTION`] are kept per collection.
+    pub(crate) fn put_published(&self, collection: &str, version: u64, crc: u32) -> Result<()> {
+        let prefix = published_prefix(collection);
+        let mut key = prefix.clone();
+        key.extend_from_slice(&version.to_be_bytes());
+        let old = self.scan::<u32>(CF_META, &prefix)?;
+        self.write_synced(|b| {
+            b.put_cf(self.cf(CF_META), &key, encode(&crc));
+            // Keys sort by version: drop the oldest beyond the limit.
+            let excess = (old.len() + 1).saturating_sub(MAX_PUBLISHED_PER_COLLECTION);
+            for (k, _) in old.iter().take(excess) {
+                if *k != key {
+                    b.delete_cf(self.cf(CF_META), k);
+                }
+            }
+        })
+    }
+
+    /// The crc32 recorded by [`Manifest::put_published`], if this store published that
+    /// version as a head.
+    pub(crate) fn published_crc(&self, collection: &str, version: u64) -> Result<Option<u32>> {
+        let mut key = published_prefix(collection);
+        key.extend_from_slice(&version.to_be_bytes());
+        self.get(CF_META, &key)
     }
 
     /// Overwrite the lease (tests simulate a stolen lease with it).

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+use strata_storage::remote::{default_cache_dir, ObjectStorage, RemoteOptions, RemoteStorage};
 use strata_storage::{LocalStorage, Storage};
 
 use crate::error::{Error, Result};
@@ -61,6 +62,34 @@ impl Reader {
     /// [`verify_store`](crate::verify_store) or `strata verify` checks everything.
     pub fn open_with(path: impl AsRef<Path>, verify_on_open: bool) -> Result<Reader> {
         Reader::open_on(Arc::new(LocalStorage::at(path.as_ref())), verify_on_open)
+    }
+
+    /// Open a store published to object storage ([`Writer::publish`](crate::Writer::publish)):
+    /// `s3://BUCKET/PREFIX` (credentials and endpoint from the environment) or
+    /// `file:///DIR`. Only the head object is read now; each segment, delta and version
+    /// file is fetched into `cache_dir` (default [`default_cache_dir`]) the first time it
+    /// is used, checked, and mapped from there. The head is re-checked with a conditional
+    /// GET once [`RemoteOptions::refresh_after`] has passed.
+    pub fn open_remote(
+        url: &str,
+        cache_dir: Option<&Path>,
+        options: RemoteOptions,
+    ) -> Result<Reader> {
+        let remote = Arc::new(ObjectStorage::from_url(url)?);
+        let cache = cache_dir.map_or_else(default_cache_dir, Path::to_path_buf);
+        Reader::open_remote_on(remote, &cache, options)
+    }
+
+    /// [`Reader::open_remote`] on an [`ObjectStorage`] already opened.
+    pub fn open_remote_on(
+        remote: Arc<ObjectStorage>,
+        cache_dir: &Path,
+        options: RemoteOptions,
+    ) -> Result<Reader> {
+        Reader::open_on(
+            Arc::new(RemoteStorage::open(remote, cache_dir, options)?),
+            true,
+        )
     }
 
     /// [`Reader::open_with`] on any storage.

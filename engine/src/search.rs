@@ -10,9 +10,11 @@ use simsimd::{BinarySimilarity, SpatialSimilarity};
 use strata_formats::segment::{quantize_bits, quantize_i8};
 use strata_formats::{Filter, Metric, Quantization};
 
+use crate::batch::{block_best, QueryMatrix, BLOCK_ROWS};
 use crate::distance::distance;
 use crate::error::{Error, Result};
 use crate::snapshot::{Include, Loc, Query, RecordOut, Snapshot, SnapshotState};
+use crate::topk::keep_best;
 
 /// How a query searches.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -38,20 +40,6 @@ pub fn default_oversample(q: Quantization) -> usize {
 
 /// Rows processed per parallel task.
 const CHUNK_ROWS: usize = 4096;
-
-fn by_dist(a: &(f32, u32), b: &(f32, u32)) -> Ordering {
-    a.0.partial_cmp(&b.0).unwrap_or(Ordering::Equal)
-}
-
-/// Keep the `k` smallest distances, plus every row tied with the k-th (ids break ties later).
-fn keep_best(mut v: Vec<(f32, u32)>, k: usize) -> Vec<(f32, u32)> {
-    if v.len() > k {
-        v.select_nth_unstable_by(k - 1, by_dist);
-        let t = v[k - 1].0;
-        v.retain(|(d, _)| *d <= t);
-    }
-    v
-}
 
 /// A query vector prepared for one quantization.
 enum Prepared {
@@ -185,12 +173,12 @@ impl SnapshotState {
         Ok(keep_best(rescored, k))
     }
 
-    /// Exact scan of one segment for many queries at once: each row is read from memory
-    /// once and compared with every query while it is in cache.
+    /// Exact scan of one segment for many queries at once, as blocked matrix products
+    /// (see `batch`): both cores take blocks of rows; filtered rows are gathered first.
     fn scan_segment_batch(
         &self,
         si: usize,
-        queries: &[Vec<f32>],
+        queries: &QueryMatrix,
         k: usize,
         filter: Option<&Filter>,
     ) -> Result<Vec<Vec<(f32, u32)>>> {
@@ -201,27 +189,31 @@ impl SnapshotState {
         let metric = self.info.metric;
         let rows = self.live_rows(si, filter)?;
         let n = rows.as_ref().map_or(seg.rows(), Vec::len);
-        let row_at = |i: usize| rows.as_ref().map_or(i as u32, |r| r[i]);
-        let per_chunk: Vec<Vec<Vec<(f32, u32)>>> = (0..n.div_ceil(CHUNK_ROWS))
+        let per_block: Vec<Vec<Vec<(f32, u32)>>> = (0..n.div_ceil(BLOCK_ROWS))
             .into_par_iter()
-            .map(|c| {
-                let range = c * CHUNK_ROWS..((c + 1) * CHUNK_ROWS).min(n);
-                let mut best: Vec<Vec<(f32, u32)>> =
-                    vec![Vec::with_capacity(range.len()); queries.len()];
-                for i in range {
-                    let row = row_at(i);
-                    let r = row as usize;
-                    let v = &vectors[r * dims..(r + 1) * dims];
-                    for (q, out) in queries.iter().zip(best.iter_mut()) {
-                        out.push((distance(metric, q, v), row));
+            .map(|b| {
+                let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n);
+                match &rows {
+                    None => {
+                        let ids: Vec<u32> = range.clone().map(|r| r as u32).collect();
+                        let block = &vectors[range.start * dims..range.end * dims];
+                        block_best(metric, queries, block, &ids, k)
+                    }
+                    Some(live) => {
+                        let ids = &live[range];
+                        let mut block = Vec::with_capacity(ids.len() * dims);
+                        for &r in ids {
+                            let r = r as usize;
+                            block.extend_from_slice(&vectors[r * dims..(r + 1) * dims]);
+                        }
+                        block_best(metric, queries, &block, ids, k)
                     }
                 }
-                best.into_iter().map(|b| keep_best(b, k)).collect()
             })
             .collect();
         let mut merged: Vec<Vec<(f32, u32)>> = vec![Vec::new(); queries.len()];
-        for chunk in per_chunk {
-            for (m, c) in merged.iter_mut().zip(chunk) {
+        for block in per_block {
+            for (m, c) in merged.iter_mut().zip(block) {
                 m.extend(c);
             }
         }
@@ -301,9 +293,9 @@ impl SnapshotState {
         if k == 0 {
             return Ok(vec![Vec::new(); queries.len()]);
         }
+        let matrix = QueryMatrix::new(queries, self.info.dims as usize);
         let per_segment: Vec<Vec<Vec<(f32, u32)>>> = (0..self.segments.len())
-            .into_par_iter()
-            .map(|si| self.scan_segment_batch(si, queries, k, filter))
+            .map(|si| self.scan_segment_batch(si, &matrix, k, filter))
             .collect::<Result<_>>()?;
         queries
             .par_iter()
@@ -405,18 +397,5 @@ impl Snapshot {
                 )
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keep_best_keeps_ties() {
-        let v = vec![(3.0, 0), (1.0, 1), (2.0, 2), (2.0, 3), (5.0, 4)];
-        let mut kept = keep_best(v, 2);
-        kept.sort_by_key(|x| x.1);
-        assert_eq!(kept, vec![(1.0, 1), (2.0, 2), (2.0, 3)]);
     }
 }

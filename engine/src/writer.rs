@@ -8,7 +8,6 @@
 //! [`Writer::write`] is the acknowledgment.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -81,6 +80,18 @@ pub struct WriteReceipt {
     pub last_seq: Seq,
 }
 
+/// File numbers reserved in the manifest at a time (one synced manifest write per this
+/// many new delta and segment files).
+const FILE_NUMBER_BATCH: u64 = 256;
+
+/// The next file number to hand out, and the watermark persisted in the manifest (every
+/// number below it may have been used).
+#[derive(Debug, Default)]
+struct FileNumbers {
+    next: u64,
+    reserved: u64,
+}
+
 /// The writer role of a store: one directory (or other [`Storage`]), many collections, and
 /// every method that changes them. At most one writer holds a store at a time (RocksDB's
 /// lock on the manifest; the fencing epoch stops a writer whose lock was lost); any number
@@ -95,7 +106,10 @@ pub struct Writer {
     options: StoreOptions,
     /// Serializes writes, compactions, commits and GC.
     write_lock: Mutex<()>,
-    next_file: AtomicU64,
+    /// File numbers: the next to hand out and the watermark reserved in the manifest.
+    files: Mutex<FileNumbers>,
+    /// The store's id (in the manifest).
+    store_id: String,
     /// The first failed sync: from then on every change is refused (see `fsyncgate`).
     sync: SyncState,
 }
@@ -163,13 +177,15 @@ impl Writer {
             Err(e) => return Err(e),
         };
         let lease = manifest.take_lease(&options.holder, now_ms())?;
+        let store_id = manifest.store_id_or_create()?;
         let writer = Writer {
             core: Core::new(storage, options.verify_on_open),
             manifest,
             epoch: lease.epoch,
             options,
             write_lock: Mutex::new(()),
-            next_file: AtomicU64::new(0),
+            files: Mutex::new(FileNumbers::default()),
+            store_id,
             sync,
         };
         writer.init_file_numbers()?;
@@ -245,6 +261,7 @@ impl Writer {
         Ok(g)
     }
 
+    /// The next file number: above every file in the store and the persisted watermark.
     fn init_file_numbers(&self) -> Result<()> {
         let mut max = 0;
         for dir in [layout::DELTAS, layout::SEGMENTS] {
@@ -254,13 +271,33 @@ impl Writer {
                 }
             }
         }
-        self.next_file.store(max + 1, Ordering::SeqCst);
+        let watermark = self.manifest.file_watermark()?;
+        let next = (max + 1).max(watermark);
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = FileNumbers {
+            next,
+            reserved: watermark.max(next),
+        };
         Ok(())
     }
 
-    /// A file number no file of this store has yet.
-    pub(crate) fn alloc_file(&self) -> u64 {
-        self.next_file.fetch_add(1, Ordering::SeqCst)
+    /// A file number no file of this store ever had, nor will have: numbers are reserved
+    /// in the manifest ([`FILE_NUMBER_BATCH`] at a time, synced) before they are handed
+    /// out, so neither GC nor a crash lets a name come back.
+    pub(crate) fn alloc_file(&self) -> Result<u64> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        if files.next >= files.reserved {
+            let reserved = files.next + FILE_NUMBER_BATCH;
+            self.manifest.reserve_file_numbers(reserved)?;
+            files.reserved = reserved;
+        }
+        let n = files.next;
+        files.next += 1;
+        Ok(n)
+    }
+
+    /// The store's id (see `Manifest::store_id_or_create`).
+    pub fn store_id(&self) -> &str {
+        &self.store_id
     }
 
     /// Publish `temp` as a new file in `dir` named by a fresh file number.
@@ -272,7 +309,7 @@ impl Writer {
     ) -> Result<String> {
         let storage = self.core.storage();
         loop {
-            let file = name(self.alloc_file());
+            let file = name(self.alloc_file()?);
             let dest = layout::join(dir, &file);
             let published = (|| {
                 strata_storage::failpoint!("publish file", storage.location(&dest));

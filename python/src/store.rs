@@ -22,10 +22,10 @@ use crate::writes::{self, Mode, Rows};
 
 /// The role a store was opened in.
 pub(crate) enum Role {
-    /// The one writer.
-    Writer(Writer),
+    /// The one writer (both roles boxed: a writer is about twice a reader's size).
+    Writer(Box<Writer>),
     /// A reader (never writes; works beside a writer in another process).
-    Reader(Reader),
+    Reader(Box<Reader>),
 }
 
 impl Role {
@@ -170,7 +170,7 @@ impl Store {
         let p = path.clone();
         let role = detached(py, move || {
             Ok(if read_only {
-                Role::Reader(Reader::open_with(&p, verify_on_open)?)
+                Role::Reader(Box::new(Reader::open_with(&p, verify_on_open)?))
             } else {
                 let mut options = StoreOptions {
                     verify_on_open,
@@ -179,7 +179,7 @@ impl Store {
                 if let Some(h) = holder {
                     options.holder = h;
                 }
-                Role::Writer(Writer::open(&p, options)?)
+                Role::Writer(Box::new(Writer::open(&p, options)?))
             })
         })?;
         Ok(Store {

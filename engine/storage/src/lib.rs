@@ -22,6 +22,8 @@ pub mod inbox;
 pub mod layout;
 mod local;
 pub mod memory;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod storage;
 
 use std::time::{SystemTime, UNIX_EPOCH};

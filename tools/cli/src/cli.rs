@@ -41,14 +41,20 @@ Examples:
     after_help = MAIN_AFTER_HELP
 )]
 pub struct Cli {
-    /// The store directory.
+    /// The store directory, or a store published to object storage
+    /// (`s3://BUCKET/PREFIX`, `file:///DIR`) for the read commands (collections, get,
+    /// count, query, versions, stats).
     #[arg(
         long,
         global = true,
-        value_name = "DIR",
+        value_name = "DIR|URL",
         default_value = "./strata-data"
     )]
     pub store: PathBuf,
+    /// Where a published store's files are cached (default `$XDG_CACHE_HOME/strata`, else
+    /// `~/.cache/strata`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
     /// Print JSON instead of a table: one document per command (one line per query for
     /// batch queries).
     #[arg(long, global = true)]
@@ -249,6 +255,36 @@ Examples:
     /// Apply retention and delete files no retained version references (after a grace
     /// period of 10 minutes).
     Gc,
+    /// Publish the store to object storage: upload the files its retained and pinned
+    /// versions reference that the destination lacks, then move the destination's head
+    /// object with a conditional write. Credentials and endpoint come from the
+    /// environment (AWS_* variables, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for plain http).
+    #[command(
+        after_help = "Examples:\n  strata --store ./data publish s3://receipts-vectors/prod\n  strata --store s3://receipts-vectors/prod query lines --vector '[...]'"
+    )]
+    Publish {
+        /// Where: s3://BUCKET/PREFIX, or file:///DIR (needs --unsafe-unconditional once
+        /// published: a directory cannot compare-and-swap).
+        url: String,
+        /// Move the head without a compare-and-swap where the destination cannot do one;
+        /// a concurrent publish could then be overwritten.
+        #[arg(long)]
+        unsafe_unconditional: bool,
+    },
+    /// Delete the objects of a published store that no version its head names references
+    /// and that are older than the grace period (readers of an older head may still be
+    /// fetching them). Run it where the store's publishes run, not beside them.
+    #[command(
+        name = "gc-remote",
+        after_help = "Example:\n  strata --store ./data gc-remote s3://receipts-vectors/prod --grace 3600"
+    )]
+    GcRemote {
+        /// The published store: s3://BUCKET/PREFIX or file:///DIR.
+        url: String,
+        /// Seconds an unreferenced object is kept after it was written.
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        grace: u64,
+    },
     /// Rows, segments, deltas, bytes and versions per collection.
     Stats {
         /// The collection (all when omitted).
@@ -314,8 +350,8 @@ Examples:
         /// A .npy file of query vectors (1-D: one query; 2-D: one per row).
         #[arg(long, value_name = "FILE")]
         npy: Option<PathBuf>,
-        /// Neighbours per query.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        /// Neighbours per query (at most the engine's `MAX_K`).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=strata_engine::limits::MAX_K as i64))]
         k: u32,
         /// A Chroma `where` filter as JSON.
         #[arg(long = "where", value_name = "JSON")]

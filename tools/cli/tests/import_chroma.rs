@@ -4,7 +4,7 @@
 //! later writes win over a re-import, and every refused source writes nothing.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -240,19 +240,6 @@ fn refused_sources_write_nothing() {
     assert!(store_records(&store, "words").is_empty());
 }
 
-/// Create a bucket on moto's S3 (a plain path-style PUT; moto needs no signature).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let hostport = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut s = std::net::TcpStream::connect(hostport).unwrap();
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(
-        resp.starts_with("HTTP/1.1 200"),
-        "creating bucket {bucket}: {resp}"
-    );
-}
-
 fn put_objects(endpoint: &str, bucket: &str, objects: Vec<(String, Vec<u8>)>) {
     use object_store::ObjectStore;
     let s3 = object_store::aws::AmazonS3Builder::new()
@@ -284,7 +271,7 @@ fn the_seed_s3_layout_imports_through_object_store() {
         return;
     };
     let bucket = format!("chroma-import-{}", std::process::id());
-    create_bucket(&endpoint, &bucket);
+    strata_testkit::s3::create_bucket(&endpoint, &bucket);
     let version = "20260101_000000_000000_ab12cd34";
     let mut objects = vec![
         (

@@ -46,6 +46,9 @@ pub struct CompactorOptions {
     /// Failed attempts after which a run is reported FAILED (it is still retried, and a
     /// later success reported COMPLETED); at least 1.
     pub fail_after_attempts: i64,
+    /// Publish the store to this object-storage URL at the end (`STRATA_PUBLISH`), so
+    /// readers elsewhere see the invocation's edits (`Writer::publish`).
+    pub publish: Option<String>,
 }
 
 impl Default for CompactorOptions {
@@ -56,7 +59,46 @@ impl Default for CompactorOptions {
             compact: true,
             gc: true,
             fail_after_attempts: DEFAULT_FAIL_AFTER_ATTEMPTS,
+            publish: None,
         }
+    }
+}
+
+/// What publishing at the end of an invocation did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Published {
+    /// The destination.
+    pub url: String,
+    /// Files uploaded.
+    pub files_uploaded: u64,
+    /// Their bytes.
+    pub bytes_uploaded: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Why the publish failed, if it did. The edits are committed to the store either
+    /// way; the next invocation publishes them.
+    pub error: Option<String>,
+}
+
+/// Publish the store to `url`; a failure is reported, not raised: what the invocation
+/// committed stays committed, and the next invocation publishes it.
+fn publish(store: &Writer, url: &str) -> Published {
+    let result = strata_engine::ObjectStorage::from_url(url)
+        .map_err(strata_engine::Error::from)
+        .and_then(|remote| store.publish_to(&remote, &strata_engine::PublishOptions::default()));
+    match result {
+        Ok(r) => Published {
+            url: url.to_string(),
+            files_uploaded: r.files_uploaded,
+            bytes_uploaded: r.bytes_uploaded,
+            requests: r.requests,
+            error: None,
+        },
+        Err(e) => Published {
+            url: url.to_string(),
+            error: Some(e.to_string()),
+            ..Published::default()
+        },
     }
 }
 
@@ -248,6 +290,8 @@ pub struct CompactorOutcome {
     pub compactions: Vec<Compaction>,
     /// Bytes freed by garbage collection.
     pub gc_freed_bytes: u64,
+    /// The publish to object storage (with `publish` set).
+    pub published: Option<Published>,
 }
 
 #[derive(serde::Deserialize)]
@@ -336,6 +380,9 @@ impl<'a> Compactor<'a> {
         }
         if self.options.gc {
             out.gc_freed_bytes = self.store.gc()?.bytes_freed;
+        }
+        if let Some(url) = &self.options.publish {
+            out.published = Some(publish(self.store, url));
         }
         Ok(out)
     }

@@ -55,6 +55,7 @@ pub fn invoke(
             let options = CompactorOptions {
                 quantization: settings.quantization,
                 fail_after_attempts: settings.fail_after_attempts,
+                publish: settings.publish.clone(),
                 ..CompactorOptions::default()
             };
             let outcome =

@@ -134,6 +134,9 @@ pub struct Settings {
     /// Failed attempts after which a run is reported FAILED (`STRATA_RUN_FAIL_AFTER`,
     /// default 5, at least 1).
     pub fail_after_attempts: i64,
+    /// Where the compactor publishes the store after each invocation (`STRATA_PUBLISH`:
+    /// `s3://BUCKET/PREFIX`); unset, it does not publish.
+    pub publish: Option<String>,
 }
 
 /// Failed attempts after which a run is reported FAILED, unless `STRATA_RUN_FAIL_AFTER`
@@ -150,13 +153,14 @@ impl Settings {
             quantization: Quantization::None,
             runs_table: None,
             fail_after_attempts: DEFAULT_FAIL_AFTER_ATTEMPTS,
+            publish: None,
         }
     }
 }
 
 impl Settings {
     /// Settings from the environment: `STRATA_STORE` (required), `STRATA_RUNS`,
-    /// `STRATA_QUANTIZE`, `STRATA_RUNS_TABLE`, `STRATA_RUN_FAIL_AFTER`. The error names the
+    /// `STRATA_QUANTIZE`, `STRATA_RUNS_TABLE`, `STRATA_RUN_FAIL_AFTER`, `STRATA_PUBLISH`. The error names the
     /// variable and what was wrong.
     pub fn from_env() -> Result<Settings, String> {
         Settings::from_vars(|name| std::env::var(name).ok())
@@ -184,6 +188,7 @@ impl Settings {
             };
         }
         s.runs_table = var("STRATA_RUNS_TABLE").filter(|s| !s.is_empty());
+        s.publish = var("STRATA_PUBLISH").filter(|s| !s.is_empty());
         if let Some(n) = var("STRATA_RUN_FAIL_AFTER").filter(|s| !s.is_empty()) {
             s.fail_after_attempts = match n.parse::<i64>() {
                 Ok(n) if n >= 1 => n,

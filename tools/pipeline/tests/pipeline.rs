@@ -995,3 +995,42 @@ fn seed_deltas_without_the_collection_fail_and_empty_ones_merge_nothing() {
     assert_eq!(rows(&store, "lines").len(), 0);
     assert_eq!(rows(&store, "words").len(), 25);
 }
+
+#[test]
+fn the_compactor_publishes_each_invocation_when_told_to() {
+    let w = workload(6, 11);
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(dir.path(), &w);
+    let runs = LocalRuns::new(dir.path().join("runs"));
+    let dest = format!("file://{}", dir.path().join("bucket").display());
+    let mut reporter = CollectingReporter::default();
+    let options = CompactorOptions {
+        publish: Some(dest.clone()),
+        ..CompactorOptions::default()
+    };
+    let first = Compactor::new(&store, &runs, &mut reporter, options.clone())
+        .handle(&w.events[0])
+        .unwrap();
+    let published = first.published.expect("a publish was asked for");
+    assert!(published.error.is_none(), "{published:?}");
+    assert!(published.files_uploaded > 0, "{published:?}");
+    let cache = tempfile::tempdir().unwrap();
+    let remote =
+        strata_engine::Reader::open_remote(&dest, Some(cache.path()), Default::default()).unwrap();
+    for c in ["lines", "words"] {
+        assert_eq!(
+            remote.snapshot(c).unwrap().count(None).unwrap(),
+            store.snapshot(c).unwrap().count(None).unwrap(),
+            "{c}"
+        );
+    }
+    // A directory cannot move an existing head safely: the next invocation commits its
+    // edits and reports why it did not publish, instead of failing the batch.
+    let second = Compactor::new(&store, &runs, &mut reporter, options)
+        .handle(&w.events[1])
+        .unwrap();
+    let published = second.published.unwrap();
+    let error = published.error.unwrap_or_default();
+    assert!(error.contains("compare-and-swap"), "{error}");
+    assert!(second.response.unwrap().batch_item_failures.is_empty());
+}

@@ -6,9 +6,11 @@
 //!   collections must hold at the end (the pipeline's end-to-end tests, the CLI's
 //!   `ingest-events` tests, `strata demo`);
 //! - [`records`]: builders of single DynamoDB stream records and attribute values for unit
-//!   tests of the stream translation.
+//!   tests of the stream translation;
+//! - [`s3`]: moto's S3 server for the integration tests (endpoint, buckets, environment).
 
 #![deny(missing_docs)]
 
 pub mod records;
+pub mod s3;
 pub mod workload;

@@ -1,10 +1,10 @@
-//! `compact`, `gc` and `stats`.
+//! `compact`, `gc`, `publish` and `stats`.
 
 use std::fs;
 use std::path::Path;
 
 use serde_json::{json, Value as Json};
-use strata_engine::{CompactReport, ReadableStore};
+use strata_engine::{CompactReport, ObjectStorage, PublishOptions, ReadableStore};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -106,6 +106,85 @@ pub fn gc(ctx: &Ctx) -> CliResult<i32> {
             r.files_deleted,
             human_bytes(r.bytes_freed),
             r.files_in_grace
+        );
+    }
+    Ok(0)
+}
+
+/// `publish URL`: the store's retained versions to object storage.
+pub fn publish(ctx: &Ctx, url: &str, unsafe_unconditional: bool) -> CliResult<i32> {
+    let store = ctx.existing_writer("publish")?;
+    let remote = ObjectStorage::from_url(url).map_err(strata_engine::Error::from)?;
+    let options = PublishOptions {
+        unsafe_unconditional,
+        ..PublishOptions::default()
+    };
+    let pb = progress::spinner("publishing");
+    let r = store.publish_to(&remote, &options);
+    pb.finish_and_clear();
+    let r = r?;
+    store.close()?;
+    let heads: Vec<Json> = r
+        .head
+        .collections
+        .iter()
+        .map(|(name, c)| json!({"collection": name, "head": c.head, "versions": c.versions}))
+        .collect();
+    if ctx.json {
+        print_json(&json!({
+            "url": r.url,
+            "store_id": r.head.store_id,
+            "unchanged": r.unchanged,
+            "files_uploaded": r.files_uploaded,
+            "bytes_uploaded": r.bytes_uploaded,
+            "files_present": r.files_present,
+            "requests": r.requests,
+            "collections": heads,
+        }));
+    } else if r.unchanged {
+        println!(
+            "{} already holds this store's state ({})",
+            r.url,
+            r.head.describe()
+        );
+    } else {
+        println!(
+            "published {} to {}: {} files uploaded ({}), {} already there, {} requests",
+            r.head.describe(),
+            r.url,
+            r.files_uploaded,
+            human_bytes(r.bytes_uploaded),
+            r.files_present,
+            r.requests
+        );
+    }
+    Ok(0)
+}
+
+/// `gc-remote URL --grace S`: unreferenced objects of a published store.
+pub fn gc_remote(ctx: &Ctx, url: &str, grace: u64) -> CliResult<i32> {
+    let store = ctx.existing_writer("gc-remote")?;
+    let remote = ObjectStorage::from_url(url).map_err(strata_engine::Error::from)?;
+    let pb = progress::spinner("collecting remote garbage");
+    let r = store.gc_remote(&remote, std::time::Duration::from_secs(grace));
+    pb.finish_and_clear();
+    let r = r?;
+    store.close()?;
+    if ctx.json {
+        print_json(&json!({
+            "url": url,
+            "objects_referenced": r.objects_referenced,
+            "objects_deleted": r.objects_deleted,
+            "bytes_freed": r.bytes_freed,
+            "objects_in_grace": r.objects_in_grace,
+        }));
+    } else {
+        println!(
+            "{url}: deleted {} objects ({}); {} referenced, {} unreferenced kept for the grace period",
+            r.objects_deleted,
+            human_bytes(r.bytes_freed),
+            r.objects_referenced,
+            r.objects_in_grace
         );
     }
     Ok(0)

@@ -13,7 +13,7 @@ pub mod write;
 
 use std::path::PathBuf;
 
-use strata_engine::{Include, Reader, StoreOptions, Writer};
+use strata_engine::{Include, Reader, RemoteOptions, StoreOptions, Writer};
 
 use crate::cli::{Cli, Command, IncludeField};
 use crate::error::{CliError, CliResult};
@@ -21,16 +21,30 @@ use crate::error::{CliError, CliResult};
 /// What every command gets: the store directory and whether to print JSON.
 #[derive(Debug, Clone)]
 pub struct Ctx {
-    /// The store directory (`--store`).
+    /// The store directory, or a published store's URL (`--store`).
     pub store: PathBuf,
+    /// The cache directory for a published store (`--cache`).
+    pub cache: Option<PathBuf>,
     /// Print JSON instead of tables (`--json`).
     pub json: bool,
 }
 
 impl Ctx {
+    /// The published store's URL when `--store` names one (`s3://`, `file://`).
+    pub fn remote_url(&self) -> Option<&str> {
+        let s = self.store.to_str()?;
+        (s.starts_with("s3://") || s.starts_with("file://")).then_some(s)
+    }
+
     /// Fail unless the store directory holds a strata store (so that a command other than
     /// `create` never creates one as a side effect).
     pub fn require_store(&self) -> CliResult<()> {
+        if let Some(url) = self.remote_url() {
+            return Err(CliError::usage(format!(
+                "{url} is a published store, which is read-only: this command needs a local \
+                 store directory (publish from it with `strata --store DIR publish {url}`)"
+            )));
+        }
         if self.store.join("versions").is_dir() {
             Ok(())
         } else {
@@ -46,6 +60,9 @@ impl Ctx {
     /// Open the store as writer, creating it if needed (only `create` should want that).
     /// Fails at once, naming the holder, if another process is the writer.
     pub fn writer(&self, command: &str) -> CliResult<Writer> {
+        if self.remote_url().is_some() {
+            self.require_store()?;
+        }
         let defaults = StoreOptions::default();
         let options = StoreOptions {
             holder: format!("strata {command} ({})", defaults.holder),
@@ -62,6 +79,13 @@ impl Ctx {
 
     /// Open an existing store read-only (works while another process is the writer).
     pub fn reader(&self) -> CliResult<Reader> {
+        if let Some(url) = self.remote_url() {
+            return Ok(Reader::open_remote(
+                url,
+                self.cache.as_deref(),
+                RemoteOptions::default(),
+            )?);
+        }
         self.require_store()?;
         Ok(Reader::open(&self.store)?)
     }
@@ -90,6 +114,7 @@ pub fn include_of(fields: &[IncludeField]) -> Include {
 pub fn execute(cli: Cli) -> CliResult<i32> {
     let ctx = Ctx {
         store: cli.store,
+        cache: cli.cache,
         json: cli.json,
     };
     match cli.command {
@@ -122,6 +147,11 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
         Command::Pin { name, version } => versions::pin(&ctx, &name, version, true),
         Command::Unpin { name, version } => versions::pin(&ctx, &name, version, false),
         Command::Gc => maintenance::gc(&ctx),
+        Command::Publish {
+            url,
+            unsafe_unconditional,
+        } => maintenance::publish(&ctx, &url, unsafe_unconditional),
+        Command::GcRemote { url, grace } => maintenance::gc_remote(&ctx, &url, grace),
         Command::Stats { name } => maintenance::stats(&ctx, name.as_deref()),
         Command::Get {
             name,

@@ -1,0 +1,247 @@
+//! Exact batch k-NN as a blocked matrix product: for a block of rows and all the queries
+//! of a batch, one GEMM (`matrixmultiply::sgemm`) gives every dot product; distances follow
+//! from them and the norms (`‖q‖² + ‖x‖² − 2·q·x` for l2, `1 − q·x/(‖q‖‖x‖)` for cosine,
+//! `1 − q·x` for ip). The GEMM sums in another order than the single-query kernel, so its
+//! distances differ in the last bits: they only select candidates — every row whose
+//! distance could be among the k best given a bound on the rounding error — and the
+//! candidates are scored again with the single-query kernel ([`distance`]). The result is
+//! therefore exactly the single-query path's: the same rows, the same distances, the same
+//! ties.
+
+use strata_formats::Metric;
+
+use crate::distance::distance;
+
+/// Rows per block: a block of 1536-d rows is 6 MiB, the dot products 1024 × queries.
+pub(crate) const BLOCK_ROWS: usize = 1024;
+
+/// The queries of a batch as one row-major matrix, with their norms.
+pub(crate) struct QueryMatrix {
+    data: Vec<f32>,
+    queries: usize,
+    dims: usize,
+    /// ‖q‖ per query.
+    norms: Vec<f32>,
+}
+
+fn sq_norm(v: &[f32]) -> f32 {
+    v.iter().map(|x| x * x).sum()
+}
+
+impl QueryMatrix {
+    /// The matrix of `queries`, each `dims` long (checked by the caller).
+    pub(crate) fn new(queries: &[Vec<f32>], dims: usize) -> QueryMatrix {
+        let mut data = Vec::with_capacity(queries.len() * dims);
+        for q in queries {
+            data.extend_from_slice(q);
+        }
+        QueryMatrix {
+            norms: queries.iter().map(|q| sq_norm(q).sqrt()).collect(),
+            queries: queries.len(),
+            dims,
+            data,
+        }
+    }
+
+    /// How many queries.
+    pub(crate) fn len(&self) -> usize {
+        self.queries
+    }
+
+    fn query(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dims..(i + 1) * self.dims]
+    }
+}
+
+/// `dots[i * rows + j] = q_i · x_j` for the `rows` rows of `block` (row-major).
+fn dots(qm: &QueryMatrix, block: &[f32], rows: usize) -> Vec<f32> {
+    assert_eq!(block.len(), rows * qm.dims, "a block holds whole rows");
+    assert_eq!(qm.data.len(), qm.queries * qm.dims);
+    let mut out = vec![0f32; qm.queries * rows];
+    if rows == 0 || qm.queries == 0 || qm.dims == 0 {
+        return out;
+    }
+    let dims = qm.dims as isize;
+    // SAFETY: sgemm computes C (m × n) = A (m × k) · B (k × n) reading A, B and writing C
+    // through the strides given. A is the query matrix: m = queries, k = dims, row stride
+    // dims, column stride 1, within `qm.data` (queries × dims elements, asserted). B is the
+    // block transposed: element (i, j) = block[j * dims + i], row stride 1, column stride
+    // dims, n = rows, within `block` (rows × dims elements, asserted). C is `out`: row
+    // stride rows, column stride 1, queries × rows elements (allocated above). The three
+    // buffers are distinct allocations, so C aliases neither input; beta = 0 means C's
+    // initial contents are not read for anything but scaling by zero.
+    unsafe {
+        matrixmultiply::sgemm(
+            qm.queries,
+            qm.dims,
+            rows,
+            1.0,
+            qm.data.as_ptr(),
+            dims,
+            1,
+            block.as_ptr(),
+            1,
+            dims,
+            0.0,
+            out.as_mut_ptr(),
+            rows as isize,
+            1,
+        );
+    }
+    out
+}
+
+/// The approximate distance from a dot product and the norms, and a bound on how far it
+/// can be from the single-query kernel's (both round; the bound covers both, generously).
+fn approx(metric: Metric, dot: f32, qn: f32, xn: f32, gamma: f32) -> (f32, f32) {
+    let (a, b) = match metric {
+        Metric::L2 => (qn * qn + xn * xn - 2.0 * dot, gamma * (qn + xn) * (qn + xn)),
+        Metric::Ip => (1.0 - dot, gamma * (qn * xn + 1.0)),
+        Metric::Cosine if qn > 0.0 && xn > 0.0 => (1.0 - dot / (qn * xn), 4.0 * gamma),
+        // A zero vector: the kernel's own rule decides, so always a candidate.
+        Metric::Cosine => (0.0, f32::INFINITY),
+    };
+    if a.is_finite() && b.is_finite() {
+        (a, b)
+    } else {
+        (0.0, f32::INFINITY)
+    }
+}
+
+/// The `k` best rows of a block for every query (plus rows tied with the k-th), by the
+/// single-query kernel's distance: `block` holds the rows' vectors (row-major), `ids`
+/// their row numbers in the segment.
+pub(crate) fn block_best(
+    metric: Metric,
+    qm: &QueryMatrix,
+    block: &[f32],
+    ids: &[u32],
+    k: usize,
+) -> Vec<Vec<(f32, u32)>> {
+    let rows = ids.len();
+    let dims = qm.dims;
+    let dots = dots(qm, block, rows);
+    let norms: Vec<f32> = block
+        .chunks_exact(dims)
+        .map(|x| sq_norm(x).sqrt())
+        .collect();
+    // Rounding of a d-term dot product in f32 is within d·ε·Σ|q_i x_i| ≤ d·ε·‖q‖‖x‖;
+    // four times that (and two more terms) covers the GEMM, the norms and the kernel.
+    let gamma = 4.0 * (dims as f32 + 2.0) * f32::EPSILON;
+    let mut out = Vec::with_capacity(qm.queries);
+    let mut scored: Vec<(f32, f32)> = Vec::with_capacity(rows);
+    for qi in 0..qm.queries {
+        let q = qm.query(qi);
+        let qn = qm.norms[qi];
+        scored.clear();
+        scored.extend((0..rows).map(|j| approx(metric, dots[qi * rows + j], qn, norms[j], gamma)));
+        // The k-th smallest upper bound: at least k rows are at or below it, so every row
+        // of the k best has a lower bound at or below it too.
+        let limit = if rows > k {
+            let mut upper: Vec<f32> = scored.iter().map(|(a, b)| a + b).collect();
+            let (_, kth, _) = upper.select_nth_unstable_by(k - 1, f32::total_cmp);
+            *kth
+        } else {
+            f32::INFINITY
+        };
+        let candidates: Vec<(f32, u32)> = scored
+            .iter()
+            .enumerate()
+            .filter(|(_, (a, b))| a - b <= limit)
+            .map(|(j, _)| {
+                let x = &block[j * dims..(j + 1) * dims];
+                (distance(metric, q, x), ids[j])
+            })
+            .collect();
+        out.push(crate::topk::keep_best(candidates, k));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The single-query reference: every row scored with the kernel, the k best kept.
+    fn reference(
+        metric: Metric,
+        q: &[f32],
+        block: &[f32],
+        dims: usize,
+        k: usize,
+    ) -> Vec<(f32, u32)> {
+        let all = block
+            .chunks_exact(dims)
+            .enumerate()
+            .map(|(j, x)| (distance(metric, q, x), j as u32))
+            .collect();
+        crate::topk::keep_best(all, k)
+    }
+
+    fn sorted(mut v: Vec<(f32, u32)>) -> Vec<(f32, u32)> {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_block_gives_the_single_query_answer(
+            seed in any::<u64>(),
+            dims in 1usize..80,
+            rows in 1usize..300,
+            queries in 1usize..9,
+            k in 1usize..20,
+            duplicates in any::<bool>(),
+        ) {
+            let mut block = strata_formats::samples::noise(seed, rows * dims);
+            if duplicates {
+                // Exact ties: every third row repeats the first.
+                for j in (3..rows).step_by(3) {
+                    let first = block[..dims].to_vec();
+                    block[j * dims..(j + 1) * dims].copy_from_slice(&first);
+                }
+            }
+            let qs: Vec<Vec<f32>> = (0..queries)
+                .map(|i| strata_formats::samples::noise(seed ^ (i as u64 + 1), dims))
+                .collect();
+            let ids: Vec<u32> = (0..rows as u32).collect();
+            let qm = QueryMatrix::new(&qs, dims);
+            for metric in [Metric::L2, Metric::Cosine, Metric::Ip] {
+                let got = block_best(metric, &qm, &block, &ids, k);
+                for (qi, q) in qs.iter().enumerate() {
+                    prop_assert_eq!(
+                        sorted(got[qi].clone()),
+                        sorted(reference(metric, q, &block, dims, k)),
+                        "{} query {}", metric, qi
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_vectors_fall_back_to_the_kernel() {
+        let dims = 4;
+        let block = vec![
+            0.0, 0.0, 0.0, 0.0, // a zero row
+            1e18, 1e18, 1e18, 1e18, // far away, large norms
+            1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0,
+        ];
+        let ids = [10, 11, 12, 13];
+        let qs = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0; 4]];
+        let qm = QueryMatrix::new(&qs, dims);
+        for metric in [Metric::L2, Metric::Cosine, Metric::Ip] {
+            let got = block_best(metric, &qm, &block, &ids, 2);
+            for (qi, q) in qs.iter().enumerate() {
+                let want: Vec<(f32, u32)> = reference(metric, q, &block, dims, 2)
+                    .into_iter()
+                    .map(|(d, j)| (d, ids[j as usize]))
+                    .collect();
+                assert_eq!(sorted(got[qi].clone()), sorted(want), "{metric} query {qi}");
+            }
+        }
+    }
+}
