@@ -53,14 +53,14 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "store")
         client = strata.PersistentClient(path=path)
-        col = client.create_collection("c", configuration={"hnsw": {"space": "l2"}})
+        col = client.create_collection("vectors", configuration={"hnsw": {"space": "l2"}})
         ids = [f"r{i:07d}" for i in range(a.rows)]
         for s in range(0, a.rows, 10_000):
             col.add(ids=ids[s : s + 10_000], embeddings=x[s : s + 10_000])
         col.compact()
         del col, client
         reader = strata.PersistentClient(path=path, read_only=True)
-        col = reader.get_collection("c")
+        col = reader.get_collection("vectors")
         col.query(query_embeddings=q[:2], n_results=a.k, include=[], exact=True)
         t = time.perf_counter()
         res = col.query(query_embeddings=q, n_results=a.k, include=[], exact=True)
@@ -69,7 +69,7 @@ def main():
 
         qfile = os.path.join(d, "q.npy")
         np.save(qfile, q)
-        cmd = [a.strata, "--store", path, "--json", "query", "c", "--npy", qfile,
+        cmd = [a.strata, "--store", path, "--json", "query", "vectors", "--npy", qfile,
                "--k", str(a.k), "--exact", "--include", "ids"]
         subprocess.run(cmd, check=True, capture_output=True)  # page cache warm, as faiss's array is
         t = time.perf_counter()

@@ -53,13 +53,21 @@ impl QueryMatrix {
     }
 }
 
-/// `dots[i * rows + j] = q_i · x_j` for the `rows` rows of `block` (row-major).
-fn dots(qm: &QueryMatrix, block: &[f32], rows: usize) -> Vec<f32> {
+thread_local! {
+    /// Each thread's buffer of dot products, reused from block to block (a fresh one
+    /// per block spent its time zeroing new pages).
+    static DOTS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `out[i * rows + j] = q_i · x_j` for the `rows` rows of `block` (row-major); `out` is
+/// resized to queries × rows.
+fn dots(qm: &QueryMatrix, block: &[f32], rows: usize, out: &mut Vec<f32>) {
     assert_eq!(block.len(), rows * qm.dims, "a block holds whole rows");
     assert_eq!(qm.data.len(), qm.queries * qm.dims);
-    let mut out = vec![0f32; qm.queries * rows];
+    out.clear();
+    out.resize(qm.queries * rows, 0.0);
     if rows == 0 || qm.queries == 0 || qm.dims == 0 {
-        return out;
+        return;
     }
     let dims = qm.dims as isize;
     // SAFETY: sgemm computes C (m × n) = A (m × k) · B (k × n) reading A, B and writing C
@@ -67,7 +75,7 @@ fn dots(qm: &QueryMatrix, block: &[f32], rows: usize) -> Vec<f32> {
     // dims, column stride 1, within `qm.data` (queries × dims elements, asserted). B is the
     // block transposed: element (i, j) = block[j * dims + i], row stride 1, column stride
     // dims, n = rows, within `block` (rows × dims elements, asserted). C is `out`: row
-    // stride rows, column stride 1, queries × rows elements (allocated above). The three
+    // stride rows, column stride 1, queries × rows elements (resized above). The three
     // buffers are distinct allocations, so C aliases neither input; beta = 0 means C's
     // initial contents are not read for anything but scaling by zero.
     unsafe {
@@ -88,24 +96,43 @@ fn dots(qm: &QueryMatrix, block: &[f32], rows: usize) -> Vec<f32> {
             1,
         );
     }
-    out
+}
+
+/// Every row's lower and upper bound on its distance, in a loop the compiler can
+/// vectorize (`f` is one metric's [`approx`], inlined).
+#[inline(always)]
+fn bounds(
+    dots: &[f32],
+    norms: &[f32],
+    lower: &mut [f32],
+    upper: &mut [f32],
+    f: impl Fn(f32, f32) -> (f32, f32),
+) {
+    for (((&d, &xn), lo), up) in dots.iter().zip(norms).zip(lower).zip(upper) {
+        let (a, b) = f(d, xn);
+        *lo = a - b;
+        *up = a + b;
+    }
 }
 
 /// The approximate distance from a dot product and the norms, and a bound on how far it
 /// can be from the single-query kernel's (both round; the bound covers both, generously).
+#[inline(always)]
 fn approx(metric: Metric, dot: f32, qn: f32, xn: f32, gamma: f32) -> (f32, f32) {
     let (a, b) = match metric {
         Metric::L2 => (qn * qn + xn * xn - 2.0 * dot, gamma * (qn + xn) * (qn + xn)),
         Metric::Ip => (1.0 - dot, gamma * (qn * xn + 1.0)),
-        Metric::Cosine if qn > 0.0 && xn > 0.0 => (1.0 - dot / (qn * xn), 4.0 * gamma),
-        // A zero vector: the kernel's own rule decides, so always a candidate.
-        Metric::Cosine => (0.0, f32::INFINITY),
+        // A zero vector (0 / 0 below): the kernel's own rule decides, so the non-finite
+        // result makes it a candidate.
+        Metric::Cosine => (1.0 - dot / (qn * xn), 4.0 * gamma),
     };
-    if a.is_finite() && b.is_finite() {
-        (a, b)
-    } else {
-        (0.0, f32::INFINITY)
-    }
+    // Non-finite (overflow, 0 / 0): always a candidate (lower −∞, upper +∞). Written as
+    // selects, so the loop stays vectorized.
+    let finite = (a - a == 0.0) & (b - b == 0.0);
+    (
+        if finite { a } else { 0.0 },
+        if finite { b } else { f32::INFINITY },
+    )
 }
 
 /// The `k` best rows of a block for every query (plus rows tied with the k-th), by the
@@ -119,8 +146,23 @@ pub(crate) fn block_best(
     k: usize,
 ) -> Vec<Vec<(f32, u32)>> {
     let rows = ids.len();
+    DOTS.with_borrow_mut(|dots| {
+        self::dots(qm, block, rows, dots);
+        best_of_block(metric, qm, block, ids, k, dots)
+    })
+}
+
+/// [`block_best`] once the dot products are computed.
+fn best_of_block(
+    metric: Metric,
+    qm: &QueryMatrix,
+    block: &[f32],
+    ids: &[u32],
+    k: usize,
+    dots: &[f32],
+) -> Vec<Vec<(f32, u32)>> {
+    let rows = ids.len();
     let dims = qm.dims;
-    let dots = dots(qm, block, rows);
     let norms: Vec<f32> = block
         .chunks_exact(dims)
         .map(|x| sq_norm(x).sqrt())
@@ -129,25 +171,35 @@ pub(crate) fn block_best(
     // four times that (and two more terms) covers the GEMM, the norms and the kernel.
     let gamma = 4.0 * (dims as f32 + 2.0) * f32::EPSILON;
     let mut out = Vec::with_capacity(qm.queries);
-    let mut scored: Vec<(f32, f32)> = Vec::with_capacity(rows);
+    let mut lower = vec![0f32; rows];
+    let mut upper = vec![0f32; rows];
     for qi in 0..qm.queries {
         let q = qm.query(qi);
         let qn = qm.norms[qi];
-        scored.clear();
-        scored.extend((0..rows).map(|j| approx(metric, dots[qi * rows + j], qn, norms[j], gamma)));
-        // The k-th smallest upper bound: at least k rows are at or below it, so every row
-        // of the k best has a lower bound at or below it too.
-        let limit = if rows > k {
-            let mut upper: Vec<f32> = scored.iter().map(|(a, b)| a + b).collect();
-            let (_, kth, _) = upper.select_nth_unstable_by(k - 1, f32::total_cmp);
-            *kth
-        } else {
-            f32::INFINITY
-        };
-        let candidates: Vec<(f32, u32)> = scored
+        let dots = &dots[qi * rows..(qi + 1) * rows];
+        // One pass: each row's lower bound, and the k-th smallest upper bound. At least k
+        // rows are at or below the latter, so every row of the k best has a lower bound at
+        // or below it too.
+        match metric {
+            Metric::L2 => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                approx(Metric::L2, d, qn, xn, gamma)
+            }),
+            Metric::Ip => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                approx(Metric::Ip, d, qn, xn, gamma)
+            }),
+            Metric::Cosine => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                approx(Metric::Cosine, d, qn, xn, gamma)
+            }),
+        }
+        let mut uppers = SmallestK::new(k);
+        for &u in &upper {
+            uppers.offer(u);
+        }
+        let limit = uppers.kth();
+        let candidates: Vec<(f32, u32)> = lower
             .iter()
             .enumerate()
-            .filter(|(_, (a, b))| a - b <= limit)
+            .filter(|(_, &lo)| lo <= limit)
             .map(|(j, _)| {
                 let x = &block[j * dims..(j + 1) * dims];
                 (distance(metric, q, x), ids[j])
@@ -156,6 +208,55 @@ pub(crate) fn block_best(
         out.push(crate::topk::keep_best(candidates, k));
     }
     out
+}
+
+/// The `k` smallest of the values offered, kept sorted (a batch's k is small; past
+/// [`SmallestK::SORTED_UP_TO`] they are collected and selected at the end).
+struct SmallestK {
+    k: usize,
+    values: Vec<f32>,
+}
+
+impl SmallestK {
+    const SORTED_UP_TO: usize = 64;
+
+    fn new(k: usize) -> SmallestK {
+        SmallestK {
+            k,
+            values: Vec::with_capacity(k.min(Self::SORTED_UP_TO) + 1),
+        }
+    }
+
+    fn offer(&mut self, x: f32) {
+        if self.k > Self::SORTED_UP_TO {
+            self.values.push(x);
+            return;
+        }
+        if self.values.len() == self.k {
+            match self.values.last() {
+                Some(&last) if x < last => {
+                    self.values.pop();
+                }
+                _ => return,
+            }
+        }
+        let at = self.values.partition_point(|&v| v <= x);
+        self.values.insert(at, x);
+    }
+
+    /// The k-th smallest value offered (infinite if fewer than k were).
+    fn kth(mut self) -> f32 {
+        if self.values.len() < self.k || self.k == 0 {
+            return f32::INFINITY;
+        }
+        if self.k > Self::SORTED_UP_TO {
+            let (_, kth, _) = self
+                .values
+                .select_nth_unstable_by(self.k - 1, f32::total_cmp);
+            return *kth;
+        }
+        self.values[self.k - 1]
+    }
 }
 
 #[cfg(test)]
@@ -220,6 +321,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn smallest_k_is_the_kth_smallest() {
+        for k in [1, 3, 64, 65, 200] {
+            let values: Vec<f32> = (0..500).map(|i| ((i * 7919) % 500) as f32).collect();
+            let mut s = SmallestK::new(k);
+            for &v in &values {
+                s.offer(v);
+            }
+            assert_eq!(s.kth(), (k - 1) as f32, "k = {k}");
+        }
+        let mut few = SmallestK::new(5);
+        few.offer(1.0);
+        assert_eq!(few.kth(), f32::INFINITY);
     }
 
     #[test]

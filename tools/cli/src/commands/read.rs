@@ -100,7 +100,7 @@ pub struct QueryArgs {
 }
 
 /// Queries answered per engine call (and per progress step).
-const BATCH: usize = 64;
+const BATCH: usize = 1024;
 
 /// `strata query NAME (--vector JSON | --npy FILE) [--k N] [--where JSON] [--include ...]`.
 pub fn query(ctx: &Ctx, a: &QueryArgs) -> CliResult<i32> {
