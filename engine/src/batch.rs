@@ -128,7 +128,7 @@ fn approx(metric: Metric, dot: f32, qn: f32, xn: f32, gamma: f32) -> (f32, f32) 
     };
     // Non-finite (overflow, 0 / 0): always a candidate (lower −∞, upper +∞). Written as
     // selects, so the loop stays vectorized.
-    let finite = (a - a == 0.0) & (b - b == 0.0);
+    let finite = a.is_finite() & b.is_finite();
     (
         if finite { a } else { 0.0 },
         if finite { b } else { f32::INFINITY },
