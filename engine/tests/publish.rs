@@ -55,9 +55,10 @@ fn backends(test: &str) -> Vec<Arc<ObjectStorage>> {
             .build()
             .unwrap();
         let url = format!("s3://{bucket}/stores/receipts");
-        out.push(Arc::new(
-            ObjectStorage::new(Arc::new(s3), "stores/receipts", &url, true).unwrap(),
-        ));
+        let mut storage = ObjectStorage::new(Arc::new(s3), "stores/receipts", &url, true).unwrap();
+        // Files from 8 KiB on (the segments) go up as multipart uploads here.
+        storage.set_multipart_from(8 << 10);
+        out.push(Arc::new(storage));
     }
     out
 }

@@ -9,4 +9,6 @@ mod object;
 
 pub use cache::{default_cache_dir, RemoteOptions, RemoteStorage};
 pub use head::{RemoteCollection, RemoteHead, HEAD_FORMAT, HEAD_OBJECT, MAX_HEAD_BYTES};
-pub use object::{Fetched, HeadMove, Listed, ObjectStorage, Refreshed, CRC_METADATA};
+pub use object::{
+    Fetched, HeadMove, Listed, ObjectStorage, Refreshed, CRC_METADATA, MULTIPART_FROM, PART_BYTES,
+};

@@ -26,6 +26,12 @@ use object_store::{
 use crate::error::{Result, StorageError};
 use crate::storage::check_path;
 
+/// Files of at least this many bytes are uploaded in parts.
+pub const MULTIPART_FROM: u64 = 64 << 20;
+
+/// The size of a multipart upload's parts (S3 wants at least 5 MiB but for the last).
+pub const PART_BYTES: usize = 16 << 20;
+
 /// The object metadata key under which an immutable file's crc32 is recorded.
 pub const CRC_METADATA: &str = "strata-crc32";
 
@@ -80,6 +86,8 @@ pub struct ObjectStorage {
     compare_and_swap: bool,
     runtime: tokio::runtime::Runtime,
     requests: AtomicU64,
+    /// Files from this size on are uploaded in parts.
+    multipart_from: u64,
     /// Whether [`ObjectStorage::check_conditional_writes`] passed (probed once).
     conditions_checked: std::sync::OnceLock<()>,
 }
@@ -177,6 +185,7 @@ impl ObjectStorage {
             compare_and_swap,
             runtime,
             requests: AtomicU64::new(0),
+            multipart_from: MULTIPART_FROM,
             conditions_checked: std::sync::OnceLock::new(),
         })
     }
@@ -399,23 +408,72 @@ impl ObjectStorage {
         }
         self.count(files.len() as u64);
         self.run(async {
-            futures::stream::iter(files.into_iter().map(|(path, bytes, crc)| async move {
-                let key = ObjectPath::from(crate::layout::join(&self.prefix, &path));
-                let options = self.create_options(crc);
-                match self
-                    .store
-                    .put_opts(&key, PutPayload::from_bytes(bytes), options)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-                    Err(e) => Err(remote_error("put", &self.location(&path), e)),
-                }
-            }))
+            futures::stream::iter(
+                files
+                    .into_iter()
+                    .map(|(path, bytes, crc)| self.create_one(path, bytes, crc)),
+            )
             .buffered(in_flight.max(1))
             .try_collect()
             .await
         })
+    }
+
+    /// Create one immutable object: one conditional PUT, or, from
+    /// [`MULTIPART_FROM`] bytes on, a multipart upload of [`PART_BYTES`] parts (four in
+    /// flight). S3 cannot make a multipart upload create-if-absent through `object_store`,
+    /// so that path first checks that nothing is there; the publisher's crc32 check of
+    /// what it finds covers the window (the object carries the crc32 metadata either way).
+    async fn create_one(&self, path: String, bytes: Bytes, crc: u32) -> Result<bool> {
+        let key = ObjectPath::from(crate::layout::join(&self.prefix, &path));
+        let location = self.location(&path);
+        if (bytes.len() as u64) < self.multipart_from {
+            return match self
+                .store
+                .put_opts(
+                    &key,
+                    PutPayload::from_bytes(bytes),
+                    self.create_options(crc),
+                )
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                Err(e) => Err(remote_error("put", &location, e)),
+            };
+        }
+        match self.store.head(&key).await {
+            Ok(_) => return Ok(false),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(remote_error("head", &location, e)),
+        }
+        let options = object_store::PutMultipartOptions {
+            attributes: self.create_options(crc).attributes,
+            ..Default::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&key, options)
+            .await
+            .map_err(|e| remote_error("start a multipart upload of", &location, e))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        for part in bytes.chunks(PART_BYTES) {
+            writer
+                .wait_for_capacity(4)
+                .await
+                .map_err(|e| remote_error("upload a part of", &location, e))?;
+            writer.put(bytes.slice_ref(part));
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| remote_error("complete the multipart upload of", &location, e))?;
+        Ok(true)
+    }
+
+    /// Upload files of at least `bytes` bytes in parts (tests lower it).
+    pub fn set_multipart_from(&mut self, bytes: u64) {
+        self.multipart_from = bytes;
     }
 
     /// Move the head object at `path` to `bytes`: only if its ETag is still `expected`
@@ -603,6 +661,20 @@ mod tests {
         o.delete_all(&["segments/1.seg".into(), "segments/9.seg".into()])
             .unwrap();
         assert!(o.list("segments").unwrap().is_empty());
+    }
+
+    #[test]
+    fn large_files_go_up_in_parts_and_are_written_once() {
+        let mut o = memory();
+        o.set_multipart_from(1);
+        let big = Bytes::from(vec![7u8; PART_BYTES + 10]);
+        assert!(o.put_new("segments/9.seg", big.clone(), 5).unwrap());
+        assert!(!o
+            .put_new("segments/9.seg", Bytes::from_static(b"x"), 6)
+            .unwrap());
+        let got = o.get("segments/9.seg", u64::MAX).unwrap().unwrap();
+        assert_eq!(got.bytes, big);
+        assert_eq!(o.crc32_of("segments/9.seg").unwrap(), Some(Some(5)));
     }
 
     #[test]
