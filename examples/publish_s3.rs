@@ -47,19 +47,6 @@ fn receipt_edit(store: &Writer, receipt: usize, round: u64) {
     store.write("lines", ops).unwrap();
 }
 
-fn s3(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_bucket_name(bucket)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-        .build()
-        .unwrap()
-}
-
 fn line(what: &str, seconds: f64, r: Option<&PublishReport>) {
     match r {
         Some(r) => println!(
@@ -80,7 +67,13 @@ fn main() {
     strata_testkit::s3::create_bucket(&endpoint, &bucket);
     let url = format!("s3://{bucket}/receipts");
     let remote = Arc::new(
-        ObjectStorage::new(Arc::new(s3(&endpoint, &bucket)), "receipts", &url, true).unwrap(),
+        ObjectStorage::new(
+            Arc::new(strata_testkit::s3::client(&endpoint, &bucket)),
+            "receipts",
+            &url,
+            true,
+        )
+        .unwrap(),
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -155,7 +148,7 @@ fn main() {
     );
 
     // The reference: download every object under the prefix.
-    let s3 = s3(&endpoint, &bucket);
+    let s3 = strata_testkit::s3::client(&endpoint, &bucket);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -44,16 +44,7 @@ fn backends(test: &str) -> Vec<Arc<ObjectStorage>> {
     if let Some(endpoint) = strata_testkit::s3::endpoint(test) {
         let bucket = format!("publish-{}-{}", test.replace('_', "-"), std::process::id());
         strata_testkit::s3::create_bucket(&endpoint, &bucket);
-        let s3 = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(&bucket)
-            .with_region("us-east-1")
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-            .build()
-            .unwrap();
+        let s3 = strata_testkit::s3::client(&endpoint, &bucket);
         let url = format!("s3://{bucket}/stores/receipts");
         let mut storage = ObjectStorage::new(Arc::new(s3), "stores/receipts", &url, true).unwrap();
         // Files from 8 KiB on (the segments) go up as multipart uploads here.

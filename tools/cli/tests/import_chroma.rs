@@ -242,15 +242,7 @@ fn refused_sources_write_nothing() {
 
 fn put_objects(endpoint: &str, bucket: &str, objects: Vec<(String, Vec<u8>)>) {
     use object_store::ObjectStore;
-    let s3 = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_bucket_name(bucket)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .build()
-        .unwrap();
+    let s3 = strata_testkit::s3::client(endpoint, bucket);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

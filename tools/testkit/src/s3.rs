@@ -1,6 +1,6 @@
 //! moto's S3 server for integration tests: the endpoint `.ci/moto.sh start` exports
-//! (`STRATA_TEST_S3_ENDPOINT`), a bucket per test, and the environment a child process
-//! needs to reach it.
+//! (`STRATA_TEST_S3_ENDPOINT`), a bucket per test, an `object_store` client of it, and the
+//! environment a child process needs to reach it.
 
 use std::io::{Read, Write};
 
@@ -45,4 +45,19 @@ pub fn env(endpoint: &str) -> Vec<(&'static str, String)> {
         ("AWS_ACCESS_KEY_ID", "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
     ]
+}
+
+/// An `object_store` client of `bucket` on the S3-compatible server at `endpoint` (plain
+/// http, moto's dummy credentials, uploads with SHA-256 checksums).
+pub fn client(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+        .build()
+        .unwrap()
 }
