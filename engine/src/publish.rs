@@ -27,6 +27,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
+use strata_formats::VersionRecord;
 use strata_storage::remote::{
     HeadMove, ObjectStorage, RemoteCollection, RemoteHead, HEAD_FORMAT, HEAD_OBJECT, MAX_HEAD_BYTES,
 };
@@ -194,7 +195,7 @@ impl Writer {
                 let path = layout::version_file(&info.name, record.version);
                 let bytes = storage.map(&path)?;
                 if record.version == head {
-                    head_crc = crc32fast::hash(&bytes);
+                    head_crc = self.version_identity(&bytes, &record)?;
                 }
                 numbers.push(record.version);
                 versions.push(Needed { path, bytes });
@@ -237,6 +238,25 @@ impl Writer {
         })
     }
 
+    /// A version's identity for the history check: crc32 of its version file's bytes
+    /// followed by the crc32 (u32 LE) of every segment, then delta, it references. The
+    /// record alone is not enough: two diverged copies can write byte-identical records
+    /// (same numbers, sizes and millisecond) over deltas of different content.
+    fn version_identity(&self, version_file: &[u8], record: &VersionRecord) -> Result<u32> {
+        let storage = self.core().storage();
+        let mut h = crc32fast::Hasher::new();
+        h.update(version_file);
+        let files = record
+            .segments
+            .iter()
+            .map(|s| layout::segment(&s.file))
+            .chain(record.deltas.iter().map(|d| layout::delta(&d.file)));
+        for path in files {
+            h.update(&crc32fast::hash(&storage.map(&path)?).to_le_bytes());
+        }
+        Ok(h.finalize())
+    }
+
     /// Record every collection's published head in the manifest (see
     /// `Manifest::put_published`).
     fn remember_published(&self, head: &RemoteHead) -> Result<()> {
@@ -268,11 +288,13 @@ impl Writer {
                 continue;
             }
             let path = layout::version_file(name, theirs.head);
-            let mine = match self.core().storage().read(&path) {
-                Ok(bytes) => Some(crc32fast::hash(&bytes)),
+            let mine = match self.manifest().version(name, theirs.head)? {
+                Some(record) => {
+                    let bytes = self.core().storage().read(&path)?;
+                    Some(self.version_identity(&bytes, &record)?)
+                }
                 // Dropped by local retention since: what this store published is known.
-                Err(e) if e.is_not_found() => self.manifest().published_crc(name, theirs.head)?,
-                Err(e) => return Err(e.into()),
+                None => self.manifest().published_crc(name, theirs.head)?,
             };
             if mine != Some(theirs.head_crc) {
                 return Err(refuse(format!(
