@@ -675,11 +675,47 @@ pub fn place_values(row: Option<&Metadata>) -> Desired {
 
 /// Rewrite the place keys of a receipt's `lines` and `words` records from its `places` row
 /// (see the module documentation): only records whose keys differ are patched, records
-/// needing the same change share one patch by id list.
+/// needing the same change share one patch by id list. Without a row nothing is rewritten.
 pub fn recompute_place<R: StateReader>(
     reader: &R,
     receipt: &ReceiptKey,
     seq: Seq,
+) -> Result<Derived, DeriveError<R::Error>>
+where
+    R::Error: std::error::Error + 'static,
+{
+    place_from_row(reader, receipt, seq, WithoutRow::Keep)
+}
+
+/// After a place REMOVE: as [`recompute_place`] while the receipt has a `places` row (a
+/// newer place arrived), and without one every place key still on its records is unset.
+/// The removal's own patch is not enough: a recomputation stamped after it (above its seq)
+/// may have written the keys back before the removal arrived.
+pub fn clear_place<R: StateReader>(
+    reader: &R,
+    receipt: &ReceiptKey,
+    seq: Seq,
+) -> Result<Derived, DeriveError<R::Error>>
+where
+    R::Error: std::error::Error + 'static,
+{
+    place_from_row(reader, receipt, seq, WithoutRow::Unset)
+}
+
+/// What a place recomputation does when the receipt has no `places` row.
+#[derive(Clone, Copy)]
+enum WithoutRow {
+    /// Nothing: no row does not mean no place (module documentation).
+    Keep,
+    /// Unset every place key: the place was removed.
+    Unset,
+}
+
+fn place_from_row<R: StateReader>(
+    reader: &R,
+    receipt: &ReceiptKey,
+    seq: Seq,
+    without_row: WithoutRow,
 ) -> Result<Derived, DeriveError<R::Error>>
 where
     R::Error: std::error::Error + 'static,
@@ -700,11 +736,12 @@ where
             });
         }
     }
-    let Some(row) = row else {
+    let desired = match (row, without_row) {
+        (Some(row), _) => place_values(Some(&row)),
+        (None, WithoutRow::Unset) => place_values(None),
         // No row: nothing known about the place (see the module documentation).
-        return Ok(out);
+        (None, WithoutRow::Keep) => return Ok(out),
     };
-    let desired = place_values(Some(&row));
     for collection in [Collection::Lines, Collection::Words] {
         // Records needing the same change, in id order; few distinct changes per receipt.
         let mut groups: Vec<(KeyChanges, Vec<String>)> = Vec::new();
@@ -741,6 +778,7 @@ where
         FollowUp::RecomputeReceiptLabels(r) => recompute_receipt_labels(reader, r, seq),
         FollowUp::RecomputeSections(r) => recompute_sections(reader, r, seq),
         FollowUp::RecomputePlace(r) => recompute_place(reader, r, seq),
+        FollowUp::ClearPlace(r) => clear_place(reader, r, seq),
     })
 }
 
@@ -1017,6 +1055,53 @@ mod tests {
                 .ops
                 .is_empty());
         }
+    }
+
+    // After a removal without a row every place key still held is unset (a recomputation
+    // stamped above the removal's seq may have written them back); with a row (a newer
+    // place arrived) the row wins, as in a plain recomputation.
+    #[test]
+    fn a_cleared_place_unsets_the_keys_unless_a_row_came_back() {
+        let mut rows = merged("Vons Market");
+        let seq = Seq::from(9u64);
+        let d = clear_place(&rows, &receipt(1), seq).unwrap();
+        assert!(!d.ops.is_empty());
+        for op in &d.ops {
+            let strata_formats::Op::Patch(patch) = &op.op.op else {
+                panic!()
+            };
+            assert!(patch.set.is_empty(), "{patch:?}");
+            assert!(patch.unset.iter().all(|k| PLACE_KEYS.contains(&k.as_str())));
+        }
+        rows.apply(&d);
+        for w in 1..=3 {
+            assert_place_keys(
+                rows.get(Collection::Words, &ids::word_id(IMG, 1, 1, w)),
+                None,
+            );
+        }
+        assert_eq!(
+            rows.get(Collection::Words, &ids::word_id(IMG, 2, 1, 1))
+                .get("place_id"),
+            Some(&text("p2")),
+            "other receipt untouched"
+        );
+        assert!(clear_place(&rows, &receipt(1), seq).unwrap().ops.is_empty());
+        let p = place(1, None);
+        rows.put(
+            Collection::Places,
+            ids::place_row_id(IMG, 1),
+            crate::ops::place_row_metadata(&p),
+        );
+        let cleared = run_follow_up(&rows, &FollowUp::ClearPlace(receipt(1)), seq)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cleared, recompute_place(&rows, &receipt(1), seq).unwrap());
+        rows.apply(&cleared);
+        assert_place_keys(
+            rows.get(Collection::Words, &ids::word_id(IMG, 1, 1, 2)),
+            Some(&p),
+        );
     }
 
     // Records in different states get different patches; each record gets only its own

@@ -8,7 +8,7 @@
 //! | entity | INSERT / MODIFY | REMOVE |
 //! |---|---|---|
 //! | COMPACTION_RUN | INSERT: [`FollowUp::MergeRun`] (MODIFY ignored) | ignored |
-//! | RECEIPT_PLACE | patch by receipt filter on `lines` and `words` + upsert the place row in `places` + [`FollowUp::RecomputePlace`] | patch unsetting the place keys + delete the place row + recompute |
+//! | RECEIPT_PLACE | patch by receipt filter on `lines` and `words` + upsert the place row in `places` + [`FollowUp::RecomputePlace`] | patch unsetting the place keys + delete the place row + [`FollowUp::ClearPlace`] |
 //! | RECEIPT_WORD_LABEL | upsert the label row in `labels` + [`FollowUp::RecomputeWordLabels`] | delete the label row + recompute |
 //! | RECEIPT_SECTION | upsert the section row in `sections` + [`FollowUp::RecomputeSections`] | delete the section row + recompute |
 //! | RECEIPT | ignored (vectors arrive as deltas) | delete by receipt filter in every collection ([`Collection::ALL`]) |
@@ -36,11 +36,12 @@
 //! by the writer after everything it has seen, so a place record delivered after it (a
 //! shuffled or retried batch) loses its patches to it; its recomputation, reading the
 //! row the record just wrote (the row itself is ordered by seq), repairs that. In stream
-//! order it finds nothing to change. The row is authoritative: no row means no place, and
-//! the recomputation unsets the place keys. A store that predates `places` therefore needs
-//! its rows backfilled from the RECEIPT_PLACE items, and so does the seed's SQS path, whose
-//! messages never carry a place INSERT (seed §2.2) and whose MODIFYs carry only the changed
-//! fields.
+//! order it finds nothing to change. Without a row a recomputation changes nothing (a store
+//! migrated from the seed has no rows, and the seed's SQS messages never carry a whole
+//! place: "no row" must not wipe every merchant name). A place REMOVE asks instead for
+//! [`FollowUp::ClearPlace`], which without a row unsets the place keys: the removal's own
+//! patch is older than any recomputation that ran before the removal arrived, so it loses
+//! to one that wrote the keys back (a removal held up in the other shard, or retried).
 
 use std::fmt;
 
@@ -322,6 +323,10 @@ pub enum FollowUp {
     /// Rewrite the place keys ([`PLACE_KEYS`]) of the receipt's rows and words from its
     /// `places` row (all unset when it has none).
     RecomputePlace(ReceiptKey),
+    /// After a place REMOVE: as [`FollowUp::RecomputePlace`] while the receipt has a
+    /// `places` row, and without one unset every place key its rows and words still hold
+    /// ([`crate::derive::clear_place`]).
+    ClearPlace(ReceiptKey),
 }
 
 /// A record's operations and follow-ups.
@@ -728,7 +733,11 @@ fn place_ops(
         None => Op::Delete(Target::Id(row_id)),
     };
     ops.push(cx.op(Collection::Places, row));
-    cx.apply(ops, vec![FollowUp::RecomputePlace(key.receipt.clone())])
+    let follow_up = match new_place {
+        Some(_) => FollowUp::RecomputePlace(key.receipt.clone()),
+        None => FollowUp::ClearPlace(key.receipt.clone()),
+    };
+    cx.apply(ops, vec![follow_up])
 }
 
 /// A RECEIPT_WORD_LABEL change: its `labels` row written or deleted (nothing when the row
@@ -1016,7 +1025,7 @@ mod tests {
         assert_eq!(r.ops[2].collection, Collection::Places);
         assert_eq!(r.ops[2].op.op, Op::Delete(Target::Id(row_id)));
         assert_eq!(r.ops[2].op.seq, Seq::from(13u64));
-        assert_eq!(r.follow_ups, [FollowUp::RecomputePlace(receipt)]);
+        assert_eq!(r.follow_ups, [FollowUp::ClearPlace(receipt)]);
     }
 
     // A receipt delete removes its records from every collection, `places` included.

@@ -11,10 +11,11 @@
 //! writer has seen, so a late or repeated merge (whose operations carry the run's own
 //! SequenceNumber) never reverts newer label, section or place metadata.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
-use strata_engine::{IngestReport, ReadableStore, Writer};
+use strata_engine::{IngestReport, ObjectStorage, ReadableStore, Writer};
 use strata_formats::{Metric, Op, Quantization, Seq, Target};
 use strata_stream::derive::run_follow_up;
 use strata_stream::ops::RecordOps;
@@ -80,11 +81,26 @@ pub struct Published {
     pub error: Option<String>,
 }
 
+/// The object storage at `url`, opened once per process: a warm Lambda's invocations share
+/// its client (connections, credentials) and its conditional-write probe, which runs once.
+fn object_storage(url: &str) -> Result<Arc<ObjectStorage>, strata_engine::Error> {
+    static OPENED: OnceLock<Mutex<HashMap<String, Arc<ObjectStorage>>>> = OnceLock::new();
+    let mut opened = OPENED
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(remote) = opened.get(url) {
+        return Ok(remote.clone());
+    }
+    let remote = Arc::new(ObjectStorage::from_url(url)?);
+    opened.insert(url.to_string(), remote.clone());
+    Ok(remote)
+}
+
 /// Publish the store to `url`; a failure is reported, not raised: what the invocation
 /// committed stays committed, and the next invocation publishes it.
 fn publish(store: &Writer, url: &str) -> Published {
-    let result = strata_engine::ObjectStorage::from_url(url)
-        .map_err(strata_engine::Error::from)
+    let result = object_storage(url)
         .and_then(|remote| store.publish_to(&remote, &strata_engine::PublishOptions::default()));
     match result {
         Ok(r) => Published {
@@ -589,7 +605,9 @@ impl<'a> Compactor<'a> {
 struct Recomputations {
     receipt_labels: BTreeSet<ReceiptKey>,
     sections: BTreeSet<ReceiptKey>,
-    places: BTreeSet<ReceiptKey>,
+    /// Receipts whose place to recompute: `true` when a removal asked for it
+    /// ([`FollowUp::ClearPlace`], which covers a plain recomputation).
+    places: BTreeMap<ReceiptKey, bool>,
     words: BTreeSet<strata_stream::WordKey>,
 }
 
@@ -607,7 +625,10 @@ impl Recomputations {
                 self.sections.insert(r.clone());
             }
             FollowUp::RecomputePlace(r) => {
-                self.places.insert(r.clone());
+                self.places.entry(r.clone()).or_insert(false);
+            }
+            FollowUp::ClearPlace(r) => {
+                self.places.insert(r.clone(), true);
             }
         }
     }
@@ -627,7 +648,10 @@ impl Recomputations {
                 .map(FollowUp::RecomputeWordLabels),
         );
         out.extend(self.sections.into_iter().map(FollowUp::RecomputeSections));
-        out.extend(self.places.into_iter().map(FollowUp::RecomputePlace));
+        out.extend(self.places.into_iter().map(|(r, removed)| match removed {
+            true => FollowUp::ClearPlace(r),
+            false => FollowUp::RecomputePlace(r),
+        }));
         out
     }
 }

@@ -42,6 +42,7 @@ fn kind(f: &FollowUp) -> &'static str {
         FollowUp::RecomputeReceiptLabels(_) => "receipt_labels",
         FollowUp::RecomputeSections(_) => "sections",
         FollowUp::RecomputePlace(_) => "place",
+        FollowUp::ClearPlace(_) => "clear_place",
     }
 }
 
@@ -51,7 +52,8 @@ fn receipt_of(f: &FollowUp) -> (String, u32) {
         FollowUp::RecomputeWordLabels(w) => (w.image_id.clone(), w.receipt_id),
         FollowUp::RecomputeReceiptLabels(r)
         | FollowUp::RecomputeSections(r)
-        | FollowUp::RecomputePlace(r) => (r.image_id.clone(), r.receipt_id),
+        | FollowUp::RecomputePlace(r)
+        | FollowUp::ClearPlace(r) => (r.image_id.clone(), r.receipt_id),
     }
 }
 

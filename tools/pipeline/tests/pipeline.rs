@@ -302,6 +302,37 @@ fn place_changes_arriving_in_reverse_order_end_as_the_newest() {
     assert_matches_rules(&store, &w);
 }
 
+/// Run merges held up until after the receipts' place changes (a killed compactor, a run
+/// whose deltas arrived late), then the place REMOVEs: each merge's recomputation writes
+/// the newer place over the run's embed-time records, stamped after everything seen (above
+/// the removals' seqs), and the removals' own patches lose to it. The follow-up a removal
+/// asks for clears the keys all the same. (Found by the 5000-kill soak: 904 mismatches.)
+#[test]
+fn place_removals_after_late_merges_still_clear_the_place() {
+    let w = workload(12, 3);
+    let all = records(&w);
+    let ordered_dir = tempfile::tempdir().unwrap();
+    let ordered = fresh(ordered_dir.path(), &w);
+    apply_in_batches(&ordered, &ordered_dir.path().join("runs"), &all, 50);
+    assert_matches_rules(&ordered, &w);
+    let (removals, rest): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|r| entity_of(r) == "RECEIPT_PLACE" && r["eventName"] == "REMOVE");
+    let (run_inserts, rest): (Vec<Value>, Vec<Value>) = rest
+        .into_iter()
+        .partition(|r| entity_of(r) == "COMPACTION_RUN" && r["eventName"] == "INSERT");
+    assert!(removals.len() >= 2, "{} place removals", removals.len());
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(dir.path(), &w);
+    let runs = dir.path().join("runs");
+    apply_in_batches(&store, &runs, &rest, 50);
+    apply_in_batches(&store, &runs, &run_inserts, 50);
+    apply_in_batches(&store, &runs, &removals, 1);
+    assert_eq!(pending_follow_ups(&store), 0);
+    assert_matches_rules(&store, &w);
+    assert_same(&state(&ordered), &state(&store), "place removals last");
+}
+
 #[test]
 fn a_run_whose_deltas_are_missing_stays_pending_until_they_arrive() {
     let w = workload(6, 9);
