@@ -1,5 +1,5 @@
-//! Engine benchmarks (criterion): delta append with fsync, compaction throughput, and
-//! open-to-first-read latency. `cargo bench --bench engine`; figures in README.md.
+//! Engine benchmarks (criterion): delta append with fsync, a 1-op write over a large
+//! overlay, compaction throughput, and open-to-first-read latency. `cargo bench --bench engine`; figures in README.md.
 //!
 //! Sizes: `STRATA_BENCH_ROWS` (comma-separated, default "10000,100000") rows × 1536 dims.
 
@@ -99,6 +99,45 @@ fn delta_append(c: &mut Criterion) {
     g.finish();
 }
 
+/// A 1-operation durable write with 0, 10k and 100k entries in the overlay (16-d records:
+/// the overlay's size is what is measured), while a reader holds the head snapshot, as a
+/// process serving queries does: the writer then derives the next state from a shared one.
+fn write_over_overlay(c: &mut Criterion) {
+    let mut g = c.benchmark_group("1-op write over an overlay (fsync)");
+    g.sample_size(20);
+    for n in [0usize, 10_000, 100_000] {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let store = Writer::open(dir.path(), options()).unwrap();
+        store
+            .create_collection("c", 16, Metric::L2, Quantization::None)
+            .unwrap();
+        let small = |i: usize| {
+            Op::Upsert(Record {
+                id: format!("r{i:08}"),
+                embedding: Some(samples::vector(i as u64, 16)),
+                document: None,
+                metadata: Default::default(),
+            })
+        };
+        for start in (0..n).step_by(10_000) {
+            store
+                .write("c", (start..(start + 10_000).min(n)).map(small).collect())
+                .unwrap();
+        }
+        let mut next = n;
+        g.bench_with_input(BenchmarkId::new("overlay entries", n), &n, |b, _| {
+            b.iter(|| {
+                let held = store.snapshot("c").unwrap();
+                next += 1;
+                let receipt = store.write("c", vec![small(next)]).unwrap();
+                drop(held);
+                receipt
+            })
+        });
+    }
+    g.finish();
+}
+
 fn compaction(c: &mut Criterion) {
     let mut g = c.benchmark_group("compaction");
     g.sample_size(10);
@@ -154,5 +193,11 @@ fn open_to_first_read(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, delta_append, compaction, open_to_first_read);
+criterion_group!(
+    benches,
+    delta_append,
+    write_over_overlay,
+    compaction,
+    open_to_first_read
+);
 criterion_main!(benches);

@@ -3,7 +3,7 @@
 //! registered deltas (merge-on-read). Every read runs on a snapshot; the writer swaps in a
 //! new one after each commit and never changes one a reader holds.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use strata_formats::{
@@ -112,8 +112,12 @@ pub(crate) struct SnapshotState {
     pub(crate) version: Arc<VersionRecord>,
     /// Segments, oldest first.
     pub(crate) segments: Vec<SegmentSlot>,
-    /// Entries folded from registered deltas, by id.
-    pub(crate) overlay: HashMap<String, Arc<Entry>>,
+    /// Entries folded from registered deltas, by id. A persistent map: the writer derives
+    /// each version's state from a clone of the last one that a reader may still hold,
+    /// and cloning it costs O(1), not a copy of every id.
+    pub(crate) overlay: imbl::HashMap<String, Arc<Entry>>,
+    /// How many overlay entries are live (maintained with it).
+    overlay_live: usize,
     /// Filter-targeted operations within the retention horizon, ascending seq.
     pub(crate) ledger: Vec<RetainedOp>,
 }
@@ -167,7 +171,8 @@ impl SnapshotState {
             ledger: version.retained.clone(),
             version,
             segments: slots,
-            overlay: HashMap::new(),
+            overlay: imbl::HashMap::new(),
+            overlay_live: 0,
         })
     }
 
@@ -220,11 +225,32 @@ impl SnapshotState {
             if let Some((si, row)) = loc {
                 self.segments[si].dead.insert(row);
             }
+            self.overlay_live += usize::from(entry.is_live());
             self.overlay.insert(id.to_string(), Arc::new(entry));
         }
         Ok(Arc::make_mut(
             self.overlay.get_mut(id).expect("inserted above"),
         ))
+    }
+
+    /// Account for an overlay entry that was live (`before`) and now is or is not.
+    fn live_changed(&mut self, before: bool, after: bool) {
+        match (before, after) {
+            (false, true) => self.overlay_live += 1,
+            (true, false) => self.overlay_live -= 1,
+            _ => {}
+        }
+    }
+
+    /// Live entries of the overlay, kept as entries change (a write does not count them).
+    pub(crate) fn overlay_live(&self) -> usize {
+        self.overlay_live
+    }
+
+    /// Empty the overlay (a flush wrote it into a segment).
+    pub(crate) fn clear_overlay(&mut self) {
+        self.overlay.clear();
+        self.overlay_live = 0;
     }
 
     /// Ids of the visible records that match a filter.
@@ -248,18 +274,26 @@ impl SnapshotState {
     /// Apply an operation that names `id` (an upsert, or a patch or delete by id).
     fn apply_to_id(&mut self, id: &str, op: &Operation, now: u64) -> Result<()> {
         let ledger = std::mem::take(&mut self.ledger);
-        let out = self
-            .entry_mut(id)
-            .map(|e| e.apply(op.seq, &op.op, &ledger, now));
+        let out = self.entry_mut(id).map(|e| {
+            let before = e.is_live();
+            e.apply(op.seq, &op.op, &ledger, now);
+            (before, e.is_live())
+        });
         self.ledger = ledger;
-        out.map(|_| ())
+        let (before, after) = out?;
+        self.live_changed(before, after);
+        Ok(())
     }
 
     /// Replay an id against the ledger (a filter operation joined it); the id enters the
     /// overlay only if its state changes.
     fn replay_id(&mut self, id: &str, now: u64) -> Result<()> {
         if let Some(e) = self.overlay.get_mut(id) {
-            Arc::make_mut(e).replay(&self.ledger, now);
+            let e = Arc::make_mut(e);
+            let before = e.is_live();
+            e.replay(&self.ledger, now);
+            let after = e.is_live();
+            self.live_changed(before, after);
             return Ok(());
         }
         let (mut entry, loc) = self.lookup(id)?;
@@ -267,6 +301,7 @@ impl SnapshotState {
             if let Some((si, row)) = loc {
                 self.segments[si].dead.insert(row);
             }
+            self.overlay_live += usize::from(entry.is_live());
             self.overlay.insert(id.to_string(), Arc::new(entry));
         }
         Ok(())
@@ -338,6 +373,10 @@ impl SnapshotState {
     /// Drop ledger entries older than the horizon that no history still replays: an entry
     /// newer than some history's `through` stays until that history is folded.
     pub(crate) fn expire_ledger(&mut self, horizon_start_ms: u64) {
+        if self.ledger.iter().all(|r| r.time_ms >= horizon_start_ms) {
+            // Nothing has left the horizon: no need to ask every history what it needs.
+            return;
+        }
         let needed_after = self
             .overlay
             .values()

@@ -35,6 +35,10 @@ pub struct StoreOptions {
     pub holder: String,
     /// Versions kept per collection besides the head and pinned ones (default 8).
     pub retain_versions: usize,
+    /// Versions younger than this are kept too, whatever their number: the rollback window
+    /// in time (default `None`: the count alone). A busy compactor commits many versions a
+    /// minute, so a count alone is a window of seconds.
+    pub retain_for: Option<Duration>,
     /// Files unreferenced for less than this are never deleted by GC (default 10 min):
     /// readers on other hosts may still map them.
     pub gc_grace: Duration,
@@ -57,6 +61,7 @@ impl Default for StoreOptions {
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
             ),
             retain_versions: 8,
+            retain_for: None,
             gc_grace: Duration::from_secs(600),
             horizon: Duration::from_secs(48 * 3600),
             policy: Arc::new(CompactionPolicy::default()),
@@ -510,7 +515,7 @@ impl Writer {
         for (slot, sref) in state.segments.iter().zip(record.segments.iter_mut()) {
             sref.deleted = slot.version_dead.to_vec();
         }
-        let overlay_live = state.overlay.values().filter(|e| e.is_live()).count();
+        let overlay_live = state.overlay_live();
         record.rows = state
             .segments
             .iter()

@@ -313,7 +313,7 @@ impl<'a, C: CompactionContext> Executor<'a, C> {
         for slot in &mut self.state.segments {
             slot.version_dead = slot.dead.clone();
         }
-        self.state.overlay.clear();
+        self.state.clear_overlay();
         if let Some((slot, sref, n)) = out {
             self.report.bytes_out += sref.bytes;
             self.report.rows_out += n;
@@ -422,13 +422,13 @@ fn flush_rows(
     state: &SnapshotState,
     horizon_start: u64,
 ) -> (Vec<OutRow>, Vec<ShadowEntry>, Vec<History>) {
-    let mut ids: Vec<&String> = state.overlay.keys().collect();
-    ids.sort();
+    let mut entries: Vec<(&String, &Arc<Entry>)> = state.overlay.iter().collect();
+    entries.sort_unstable_by_key(|(id, _)| *id);
     let mut live = Vec::new();
     let mut shadows = Vec::new();
     let mut histories = Vec::new();
-    for id in ids {
-        let mut e: &Entry = &state.overlay[id];
+    for (id, e) in entries {
+        let mut e: &Entry = e;
         // The settled part of a history is folded before it is written.
         let folded;
         if e.history.is_some() {
