@@ -3,7 +3,7 @@
 //! period. GC follows references, never age alone.
 
 use std::collections::HashSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use strata_storage::Metadata;
 
@@ -25,10 +25,51 @@ pub struct GcReport {
     pub files_in_grace: usize,
 }
 
+/// What a GC run keeps: the head, pinned versions and versions a live snapshot shows always,
+/// besides these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcOptions {
+    /// The newest versions kept per collection.
+    pub retain_versions: usize,
+    /// Versions younger than this are kept too (`None`: only the count).
+    pub retain_for: Option<Duration>,
+    /// Files unreferenced for less than this are kept (readers elsewhere may map them).
+    pub grace: Duration,
+}
+
+impl GcOptions {
+    /// Keep only what is younger than `age`, versions and unreferenced files alike (besides
+    /// the head, pins and live snapshots), as Lance's `cleanup_old_versions(older_than)`:
+    /// `strata gc --older-than`.
+    pub fn older_than(age: Duration) -> GcOptions {
+        GcOptions {
+            retain_versions: 0,
+            retain_for: Some(age),
+            grace: age,
+        }
+    }
+}
+
 impl Writer {
-    /// Apply retention and delete unreferenced files older than the grace period.
+    /// Apply retention and delete unreferenced files older than the grace period, as the
+    /// store's options say ([`StoreOptions`](crate::StoreOptions)`::retain_versions`,
+    /// `retain_for` and `gc_grace`).
     pub fn gc(&self) -> Result<GcReport> {
+        let o = self.options();
+        self.gc_with(&GcOptions {
+            retain_versions: o.retain_versions,
+            retain_for: o.retain_for,
+            grace: o.gc_grace,
+        })
+    }
+
+    /// [`Writer::gc`] with explicit retention and grace.
+    pub fn gc_with(&self, options: &GcOptions) -> Result<GcReport> {
         let _g = self.lock()?;
+        let now_ms = crate::clock::now_ms();
+        let young_from = options
+            .retain_for
+            .map(|d| now_ms.saturating_sub(d.as_millis().min(u128::from(u64::MAX)) as u64));
         let m = self.manifest();
         let storage = self.storage();
         let mut report = GcReport::default();
@@ -48,7 +89,8 @@ impl Writer {
             let mut versions = m.versions(&info.name)?;
             versions.sort_by_key(|v| std::cmp::Reverse(v.version));
             for (i, v) in versions.iter().enumerate() {
-                let keep = i < self.options().retain_versions
+                let keep = i < options.retain_versions
+                    || young_from.is_some_and(|t| v.created_ms >= t)
                     || Some(v.version) == head
                     || pins.contains(&v.version)
                     || live.iter().any(|(c, n)| *c == info.name && *n == v.version);
@@ -72,7 +114,7 @@ impl Writer {
         for path in dropped_files {
             self.remove_counted(&path, &mut report)?;
         }
-        let grace = self.options().gc_grace;
+        let grace = options.grace;
         let old_enough = |meta: &Metadata| {
             SystemTime::now()
                 .duration_since(meta.modified)
@@ -108,7 +150,17 @@ impl Writer {
             }
         }
         self.commit_batch(forget)?;
-        // Version directories of dropped collections.
+        self.remove_dropped_collections(&names, &mut report)?;
+        Ok(report)
+    }
+
+    /// Remove the version directories of dropped collections (`names` are the live ones).
+    fn remove_dropped_collections(
+        &self,
+        names: &HashSet<&str>,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let storage = self.storage();
         for entry in storage.list(layout::VERSIONS)? {
             let name = entry.name;
             if !entry.meta.is_dir || layout::check_collection_name(&name).is_err() {
@@ -117,12 +169,12 @@ impl Writer {
             if !names.contains(name.as_str()) && !storage.exists(&layout::head(&name))? {
                 let dir = layout::versions(&name);
                 for f in storage.list(&dir)? {
-                    self.remove_counted(&layout::join(&dir, &f.name), &mut report)?;
+                    self.remove_counted(&layout::join(&dir, &f.name), report)?;
                 }
                 storage.remove_dir(&dir)?;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     fn remove_counted(&self, path: &str, report: &mut GcReport) -> Result<()> {

@@ -37,6 +37,7 @@ mod resolve;
 mod search;
 mod segment;
 mod snapshot;
+mod space;
 mod store;
 mod topk;
 mod validate;
@@ -50,7 +51,7 @@ pub use compaction::{
 };
 pub use distance::scalar_distance;
 pub use error::{Error, Field, InvalidOp, Result};
-pub use gc::GcReport;
+pub use gc::{GcOptions, GcReport};
 pub use inbox::{write_inbox_delta, IngestReport};
 pub use layout::check_collection_name;
 pub use publish::{PublishOptions, PublishReport};
@@ -58,6 +59,7 @@ pub use reader::Reader;
 pub use remote_gc::RemoteGcReport;
 pub use search::{default_oversample, SearchOptions};
 pub use snapshot::{CollectionInfo, Include, Query, RecordOut, Snapshot};
+pub use space::{SpaceReport, SpaceUsage};
 pub use store::{ReadableStore, VersionInfo};
 pub use strata_storage::remote::{
     default_cache_dir, ObjectStorage, RemoteHead, RemoteOptions, RemoteStorage,

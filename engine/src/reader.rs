@@ -86,10 +86,10 @@ impl Reader {
         cache_dir: &Path,
         options: RemoteOptions,
     ) -> Result<Reader> {
-        Reader::open_on(
-            Arc::new(RemoteStorage::open(remote, cache_dir, options)?),
-            true,
-        )
+        let storage = Arc::new(RemoteStorage::open(remote, cache_dir, options)?);
+        let mut reader = Reader::open_on(storage.clone(), true)?;
+        reader.files.remote = Some(storage);
+        Ok(reader)
     }
 
     /// [`Reader::open_with`] on any storage.
@@ -104,16 +104,24 @@ impl Reader {
             ));
         }
         Ok(Reader {
-            files: VersionFiles(storage.clone()),
+            files: VersionFiles {
+                storage: storage.clone(),
+                remote: None,
+            },
             core: Core::new(storage, verify_on_open),
         })
     }
 
-    /// The pinned versions of a collection. Version files do not record pins (a reader's
-    /// [`versions`](ReadableStore::versions) shows none), so this reads them from the
-    /// manifest, opened read-only: it sees what the writer has flushed, and fails where the
-    /// manifest cannot be read (another host's store, a damaged manifest).
+    /// The pinned versions of a collection. Version files do not record pins (a local
+    /// reader's [`versions`](ReadableStore::versions) shows none), so this reads them from
+    /// the manifest, opened read-only: it sees what the writer has flushed, and fails where
+    /// the manifest cannot be read (another host's store, a damaged manifest). A store read
+    /// from object storage has them in its head object, as of the last refresh (and there
+    /// `versions` marks them too).
     pub fn pins(&self, collection: &str) -> Result<BTreeSet<u64>> {
-        Manifest::open_read_only_on(self.core.storage())?.pins(collection)
+        match &self.files.remote {
+            Some(remote) => Ok(crate::store::remote_pins(remote, collection)),
+            None => Manifest::open_read_only_on(self.core.storage())?.pins(collection),
+        }
     }
 }

@@ -4,11 +4,12 @@
 //! collections and versions from — the RocksDB manifest for the writer, the version files
 //! and HEAD pointers for a reader.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use strata_formats::{decode_delta, decode_version, VersionRecord};
+use strata_storage::remote::RemoteStorage;
 use strata_storage::Storage;
 
 use crate::error::{Error, Result};
@@ -38,7 +39,8 @@ pub struct VersionInfo {
     pub deltas: usize,
     /// Whether it is the head.
     pub head: bool,
-    /// Whether it is pinned (a reader does not know pins: see [`Reader::pins`]).
+    /// Whether it is pinned (a local reader does not know pins, a remote one knows them
+    /// from the head object: see [`Reader::pins`]).
     ///
     /// [`Reader::pins`]: crate::Reader::pins
     pub pinned: bool,
@@ -96,6 +98,29 @@ pub trait ReadableStore: sealed::Role {
     /// The versions of a collection, newest first.
     fn versions(&self, collection: &str) -> Result<Vec<VersionInfo>> {
         self.core().versions(self.catalog(), collection)
+    }
+
+    /// Where the store's bytes go: what the heads need, what only the rollback window
+    /// (other retained and pinned versions) holds, what awaits GC, and the rest.
+    fn space(&self) -> Result<crate::SpaceReport> {
+        let catalog = self.catalog();
+        let mut head: HashSet<String> = HashSet::new();
+        let mut retained: HashSet<String> = HashSet::new();
+        for info in catalog.collections()? {
+            let head_version = catalog.head(&info.name)?;
+            for v in catalog.versions(&info.name)? {
+                let files = v
+                    .segments
+                    .iter()
+                    .map(|s| s.file.clone())
+                    .chain(v.deltas.iter().map(|d| d.file.clone()));
+                match Some(v.version) == head_version {
+                    true => head.extend(files),
+                    false => retained.extend(files),
+                }
+            }
+        }
+        crate::space::space(&**self.storage(), &head, &retained)
     }
 }
 
@@ -156,13 +181,16 @@ impl Catalog for Manifest {
 }
 
 /// A reader's catalog: the published version files and HEAD pointers. They record no
-/// pins.
-pub(crate) struct VersionFiles(pub(crate) Arc<dyn Storage>);
+/// pins; a store read from object storage has them in its head object (`remote`).
+pub(crate) struct VersionFiles {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) remote: Option<Arc<RemoteStorage>>,
+}
 
 impl VersionFiles {
     fn read(&self, collection: &str, version: u64) -> Result<VersionRecord> {
         let path = layout::version_file(collection, version);
-        let bytes = self.0.read(&path).map_err(|e| {
+        let bytes = self.storage.read(&path).map_err(|e| {
             if e.is_not_found() {
                 Error::NoSuchVersion {
                     collection: collection.to_string(),
@@ -173,7 +201,7 @@ impl VersionFiles {
             }
         })?;
         Ok(decode_version(&bytes)
-            .map_err(Error::format(self.0.location(&path)))?
+            .map_err(Error::format(self.storage.location(&path)))?
             .1)
     }
 }
@@ -181,7 +209,7 @@ impl VersionFiles {
 impl Catalog for VersionFiles {
     fn collections(&self) -> Result<Vec<CollectionInfo>> {
         let mut names: Vec<String> = self
-            .0
+            .storage
             .list(layout::VERSIONS)?
             .into_iter()
             .map(|e| e.name)
@@ -189,7 +217,7 @@ impl Catalog for VersionFiles {
         names.sort();
         let mut out = Vec::new();
         for name in names {
-            if let Some(v) = read_head_file(&*self.0, &layout::head(&name))? {
+            if let Some(v) = read_head_file(&*self.storage, &layout::head(&name))? {
                 out.push(info_of(&self.read(&name, v)?));
             }
         }
@@ -197,14 +225,14 @@ impl Catalog for VersionFiles {
     }
 
     fn collection(&self, name: &str) -> Result<Option<CollectionInfo>> {
-        match read_head_file(&*self.0, &layout::head(name))? {
+        match read_head_file(&*self.storage, &layout::head(name))? {
             Some(v) => Ok(Some(info_of(&self.read(name, v)?))),
             None => Ok(None),
         }
     }
 
     fn head(&self, collection: &str) -> Result<Option<u64>> {
-        read_head_file(&*self.0, &layout::head(collection))
+        read_head_file(&*self.storage, &layout::head(collection))
     }
 
     fn version(&self, collection: &str, version: u64) -> Result<Option<VersionRecord>> {
@@ -213,7 +241,7 @@ impl Catalog for VersionFiles {
 
     fn versions(&self, collection: &str) -> Result<Vec<VersionRecord>> {
         let mut records = Vec::new();
-        for entry in self.0.list(&layout::versions(collection))? {
+        for entry in self.storage.list(&layout::versions(collection))? {
             if let Some(v) = layout::version_number(&entry.name) {
                 records.push(self.read(collection, v)?);
             }
@@ -221,9 +249,22 @@ impl Catalog for VersionFiles {
         Ok(records)
     }
 
-    fn pins(&self, _collection: &str) -> Result<BTreeSet<u64>> {
-        Ok(BTreeSet::new())
+    fn pins(&self, collection: &str) -> Result<BTreeSet<u64>> {
+        Ok(match &self.remote {
+            Some(remote) => remote_pins(remote, collection),
+            None => BTreeSet::new(),
+        })
     }
+}
+
+/// The pins a published head records for `collection` (none if it is not published).
+pub(crate) fn remote_pins(remote: &RemoteStorage, collection: &str) -> BTreeSet<u64> {
+    remote
+        .head()
+        .collections
+        .get(collection)
+        .map(|c| c.pins.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 /// What both roles are built on: the storage, the mapped segments (shared by every

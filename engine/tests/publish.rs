@@ -462,3 +462,38 @@ fn readers_share_one_cache_and_a_limited_cache_evicts_but_answers_the_same() {
         );
     }
 }
+
+#[test]
+fn a_remote_reader_sees_the_published_pins_and_opens_a_pinned_version() {
+    let _scenario = FailScenario::setup();
+    for remote in backends("pins") {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let w = store(dir.path());
+        let pinned = w.head("lines").unwrap();
+        w.pin("lines", pinned).unwrap();
+        w.write("lines", upserts(0..10, 9)).unwrap();
+        w.publish_to(&remote, &PublishOptions::default()).unwrap();
+        let reader = fresh_reader(&remote, cache.path());
+        assert_eq!(reader.pins("lines").unwrap(), [pinned].into());
+        assert!(reader.pins("words").unwrap().is_empty());
+        let listed: Vec<(u64, bool)> = reader
+            .versions("lines")
+            .unwrap()
+            .iter()
+            .map(|v| (v.version, v.pinned))
+            .collect();
+        assert!(listed.contains(&(pinned, true)), "{listed:?}");
+        assert!(
+            listed.iter().all(|&(v, p)| p == (v == pinned)),
+            "{listed:?}"
+        );
+        let old = reader.snapshot_at("lines", pinned).unwrap();
+        let local = w.snapshot_at("lines", pinned).unwrap();
+        let ids: Vec<String> = (0..12).map(|i| format!("r{i:04}")).collect();
+        assert_eq!(
+            old.get(&ids, Include::all()).unwrap(),
+            local.get(&ids, Include::all()).unwrap()
+        );
+    }
+}

@@ -254,7 +254,16 @@ Examples:
     },
     /// Apply retention and delete files no retained version references (after a grace
     /// period of 10 minutes).
-    Gc,
+    #[command(
+        after_help = "Examples:\n  strata gc\n  strata gc --older-than 1h   # keep one hour of versions (and the head, pins)"
+    )]
+    Gc {
+        /// Keep only versions younger than this (besides the head and pinned ones) and
+        /// delete unreferenced files older than it: the rollback window, stated in time
+        /// ("90s", "30m", "1h", "0s"). Without it: the newest 8 versions, 10 minutes' grace.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+    },
     /// Publish the store to object storage: upload the files its retained and pinned
     /// versions reference that the destination lacks, then move the destination's head
     /// object with a conditional write. Credentials and endpoint come from the

@@ -9,7 +9,7 @@
 //! report with timings and sizes.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use strata_engine::{verify_store, Include, Query, ReadableStore, Snapshot, StoreOptions, Writer};
 use strata_formats::{Filter, MetaValue, Quantization};
@@ -384,6 +384,28 @@ fn gc_and_verify(
     let t = Instant::now();
     let gc = store.gc().map_err(engine)?;
     drop(snapshots);
+    let before = store.space().map_err(engine)?;
+    // What an operator's `strata gc --older-than 0s` leaves: the heads' files only.
+    let aggressive = store
+        .gc_with(&strata_engine::GcOptions::older_than(Duration::ZERO))
+        .map_err(engine)?;
+    let after = store.space().map_err(engine)?;
+    step(
+        "space",
+        t,
+        format!(
+            "head {}, rollback window {}, awaiting GC {}: {:.2}× the head; after gc \
+             --older-than 0s ({} versions dropped, {} files freed): {} in all, {:.2}×",
+            mb(before.head.bytes),
+            mb(before.retained.bytes),
+            mb(before.unreferenced.bytes),
+            before.amplification().unwrap_or(1.0),
+            aggressive.versions_dropped,
+            mb(aggressive.bytes_freed),
+            mb(after.total_bytes()),
+            after.amplification().unwrap_or(1.0),
+        ),
+    );
     store.close().map_err(engine)?;
     let v = verify_store(store_dir).map_err(engine)?;
     step(

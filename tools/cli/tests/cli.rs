@@ -609,6 +609,9 @@ fn versions_compact_rollback_pins_gc_and_stats() {
     );
     assert_eq!(lines["versions"], 3);
     assert!(st["disk"]["deltas"]["files"].as_u64().unwrap() >= 2);
+    // Before any compaction the head references both deltas; nothing else holds data.
+    assert_eq!(st["space"]["head"]["files"], 2, "{st}");
+    assert_eq!(st["space"]["unreferenced"]["files"], 0, "{st}");
 
     // compact everything: lines folds its two deltas into one segment; other has nothing.
     let c = ok(&store, &["--json", "compact"]).json();
@@ -624,7 +627,14 @@ fn versions_compact_rollback_pins_gc_and_stats() {
     let st = ok(&store, &["--json", "stats", "lines"]).json();
     assert_eq!(st["collections"][0]["segments"], 1);
     assert_eq!(st["collections"][0]["deltas"], 0);
-    assert!(ok(&store, &["stats"]).stdout.contains("disk:"));
+    // After it the head is the segment, and the deltas are the older versions' only.
+    assert_eq!(st["space"]["head"]["files"], 1, "{st}");
+    assert_eq!(st["space"]["retained"]["files"], 2, "{st}");
+    assert!(st["space"]["amplification"].as_f64().unwrap() > 1.0, "{st}");
+    let text = ok(&store, &["stats"]).stdout;
+    assert!(text.contains("disk:"), "{text}");
+    assert!(text.contains("space: head "), "{text}");
+    assert!(text.contains("rollback window"), "{text}");
 
     // rollback to the version after the first put: 10 rows again, as a new version.
     let to = after_first_put.to_string();
@@ -670,6 +680,21 @@ fn versions_compact_rollback_pins_gc_and_stats() {
     assert_eq!(g["files_deleted"], 0);
     assert_eq!(ok(&store, &["count", "lines"]).stdout.trim(), "10");
     ok(&store, &["verify"]);
+
+    // gc --older-than 0s: only the heads remain (nothing is pinned now), and only what
+    // they reference is on disk.
+    let g = ok(&store, &["--json", "gc", "--older-than", "0s"]).json();
+    assert!(g["versions_dropped"].as_u64().unwrap() > 0, "{g}");
+    assert!(g["files_deleted"].as_u64().unwrap() > 0, "{g}");
+    assert_eq!(g["files_in_grace"], 0, "{g}");
+    let vs = ok(&store, &["--json", "versions", "lines"]).json();
+    assert_eq!(vs.as_array().unwrap().len(), 1, "{vs}");
+    let st = ok(&store, &["--json", "stats"]).json();
+    assert_eq!(st["space"]["retained"]["files"], 0, "{st}");
+    assert_eq!(st["space"]["unreferenced"]["files"], 0, "{st}");
+    assert_eq!(ok(&store, &["count", "lines"]).stdout.trim(), "10");
+    ok(&store, &["verify"]);
+    fails(&store, &["gc", "--older-than", "soon"], 2, "--older-than");
 }
 
 #[test]

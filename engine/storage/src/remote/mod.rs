@@ -3,6 +3,7 @@
 //! store read as a [`crate::Storage`] through a local cache; and [`RemoteHead`], the head
 //! object a publish moves.
 
+mod aws_profile;
 mod cache;
 mod head;
 mod object;

@@ -7,7 +7,8 @@
 //! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` — what a Lambda's
 //! role provides —, `AWS_REGION`, `AWS_ENDPOINT_URL` for an S3-compatible server,
 //! `AWS_ALLOW_HTTP=true` for one over plain http), or web identity / container
-//! credentials. Uploads to S3 carry a SHA-256 checksum the server verifies.
+//! credentials, else a named profile (`AWS_PROFILE`, `~/.aws/credentials`; see
+//! `aws_profile`). Uploads to S3 carry a SHA-256 checksum the server verifies.
 
 use std::future::Future;
 use std::io;
@@ -23,6 +24,7 @@ use object_store::{
     Attribute, Attributes, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion,
 };
 
+use super::aws_profile;
 use crate::error::{Result, StorageError};
 use crate::storage::check_path;
 
@@ -118,6 +120,16 @@ fn remote_error(op: &'static str, location: &str, e: object_store::Error) -> Sto
     }
 }
 
+/// The runtime an [`ObjectStorage`] runs its requests on.
+fn runtime(url: &str) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("strata-object-io")
+        .enable_all()
+        .build()
+        .map_err(StorageError::io("start the object storage runtime", url))
+}
+
 fn usage(url: &str, why: &str) -> StorageError {
     StorageError::Io {
         op: "open object storage",
@@ -143,12 +155,21 @@ impl ObjectStorage {
                     "credentials never go in the URL: use the environment or the Lambda's role",
                 ));
             }
-            let s3 = object_store::aws::AmazonS3Builder::from_env()
+            let runtime = runtime(url)?;
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
-                .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+                .with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+            if aws_profile::wanted() {
+                builder =
+                    builder.with_credentials(Arc::new(aws_profile::ProfileCredentials::new()));
+                if let Some(region) = aws_profile::region(&runtime) {
+                    builder = builder.with_region(region);
+                }
+            }
+            let s3 = builder
                 .build()
                 .map_err(|e| remote_error("open object storage", url, e))?;
-            ObjectStorage::new(Arc::new(s3), prefix, url, true)
+            ObjectStorage::with_runtime(Arc::new(s3), prefix, url, true, runtime)
         } else if let Some(dir) = url.strip_prefix("file://") {
             if !dir.starts_with('/') {
                 return Err(usage(url, "expected file:///ABSOLUTE/DIR"));
@@ -170,14 +191,18 @@ impl ObjectStorage {
         url: &str,
         compare_and_swap: bool,
     ) -> Result<ObjectStorage> {
+        ObjectStorage::with_runtime(store, prefix, url, compare_and_swap, runtime(url)?)
+    }
+
+    fn with_runtime(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        url: &str,
+        compare_and_swap: bool,
+        runtime: tokio::runtime::Runtime,
+    ) -> Result<ObjectStorage> {
         let prefix = prefix.trim_matches('/');
         check_path(prefix)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("strata-object-io")
-            .enable_all()
-            .build()
-            .map_err(StorageError::io("start the object storage runtime", url))?;
         Ok(ObjectStorage {
             store,
             prefix: prefix.to_string(),

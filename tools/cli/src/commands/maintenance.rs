@@ -4,7 +4,9 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::{json, Value as Json};
-use strata_engine::{CompactReport, ObjectStorage, PublishOptions, ReadableStore};
+use strata_engine::{
+    CompactReport, ObjectStorage, PublishOptions, ReadableStore, SpaceReport, SpaceUsage,
+};
 
 use super::Ctx;
 use crate::error::CliResult;
@@ -84,11 +86,14 @@ pub fn compact(ctx: &Ctx, name: Option<&str>) -> CliResult<i32> {
     Ok(0)
 }
 
-/// `strata gc`.
-pub fn gc(ctx: &Ctx) -> CliResult<i32> {
+/// `strata gc [--older-than DURATION]`.
+pub fn gc(ctx: &Ctx, older_than: Option<std::time::Duration>) -> CliResult<i32> {
     let store = ctx.existing_writer("gc")?;
     let pb = progress::spinner("collecting garbage");
-    let r = store.gc();
+    let r = match older_than {
+        Some(age) => store.gc_with(&strata_engine::GcOptions::older_than(age)),
+        None => store.gc(),
+    };
     pb.finish_and_clear();
     let r = r?;
     store.close()?;
@@ -244,13 +249,14 @@ pub fn stats(ctx: &Ctx, name: Option<&str>) -> CliResult<i32> {
             .map(|d| (d, dir_usage(&ctx.store.join(d))))
             .collect();
     let total: u64 = disk.iter().map(|(_, (b, _))| b).sum();
+    let space = store.space()?;
     if ctx.json {
         let mut d = serde_json::Map::new();
         for (k, (b, f)) in &disk {
             d.insert(k.to_string(), json!({"bytes": b, "files": f}));
         }
         d.insert("total_bytes".into(), json!(total));
-        print_json(&json!({"collections": rows, "disk": d}));
+        print_json(&json!({"collections": rows, "disk": d, "space": space_json(&space)}));
         return Ok(0);
     }
     if rows.is_empty() {
@@ -297,5 +303,43 @@ pub fn stats(ctx: &Ctx, name: Option<&str>) -> CliResult<i32> {
             .collect();
         println!("disk: {} total; {}", human_bytes(total), parts.join(", "));
     }
+    print_space(&space);
     Ok(0)
+}
+
+/// The parts of a [`SpaceReport`]: JSON key, label, usage.
+fn space_parts(space: &SpaceReport) -> [(&'static str, &'static str, SpaceUsage); 6] {
+    [
+        ("head", "head", space.head),
+        ("retained", "rollback window", space.retained),
+        ("unreferenced", "awaiting GC", space.unreferenced),
+        ("tmp", "tmp", space.tmp),
+        ("inbox", "inbox", space.inbox),
+        ("metadata", "metadata", space.metadata),
+    ]
+}
+
+fn space_json(space: &SpaceReport) -> Json {
+    let mut sp = serde_json::Map::new();
+    for (k, _, u) in space_parts(space) {
+        sp.insert(k.to_string(), json!({"bytes": u.bytes, "files": u.files}));
+    }
+    sp.insert("total_bytes".into(), json!(space.total_bytes()));
+    sp.insert("amplification".into(), json!(space.amplification()));
+    Json::Object(sp)
+}
+
+fn print_space(space: &SpaceReport) {
+    let held: Vec<String> = space_parts(space)
+        .iter()
+        .filter(|(_, _, u)| u.files > 0)
+        .map(|(_, label, u)| format!("{label} {}", human_bytes(u.bytes)))
+        .collect();
+    let amplification = space
+        .amplification()
+        .map_or_else(|| "-".to_string(), |a| format!("{a:.2}"));
+    println!(
+        "space: {}; amplification (all ÷ head) {amplification}",
+        held.join(", ")
+    );
 }

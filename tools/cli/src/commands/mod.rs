@@ -146,7 +146,7 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
         Command::Rollback { name, to } => versions::rollback(&ctx, &name, to),
         Command::Pin { name, version } => versions::pin(&ctx, &name, version, true),
         Command::Unpin { name, version } => versions::pin(&ctx, &name, version, false),
-        Command::Gc => maintenance::gc(&ctx),
+        Command::Gc { older_than } => maintenance::gc(&ctx, older_than),
         Command::Publish {
             url,
             unsafe_unconditional,
