@@ -3,6 +3,7 @@
 //! when `STRATA_TEST_S3_ENDPOINT` is set. Every test holds a `FailScenario`: the publish
 //! failpoint's registry is global to this binary.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -411,8 +412,10 @@ fn remote_gc_keeps_what_the_head_reaches_and_young_objects() {
     }
 }
 
-fn cache_bytes(dir: &Path) -> (u64, u64) {
-    let (mut total, mut largest) = (0, 0);
+/// The segment files in a reader's cache directory, and the total and largest size of the
+/// other files.
+fn cache_contents(dir: &Path) -> (BTreeSet<String>, u64, u64) {
+    let (mut segments, mut total, mut largest) = (BTreeSet::new(), 0, 0);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
@@ -420,13 +423,15 @@ fn cache_bytes(dir: &Path) -> (u64, u64) {
             let m = e.metadata().unwrap();
             if m.is_dir() {
                 stack.push(e.path());
+            } else if d.file_name().is_some_and(|n| n == "segments") {
+                segments.insert(e.file_name().to_string_lossy().into_owned());
             } else {
                 total += m.len();
                 largest = largest.max(m.len());
             }
         }
     }
-    (total, largest)
+    (segments, total, largest)
 }
 
 #[test]
@@ -443,8 +448,8 @@ fn readers_share_one_cache_and_a_limited_cache_evicts_but_answers_the_same() {
                 s.spawn(|| assert_same(&w, &fresh_reader(&remote, cache.path())));
             }
         });
-        // A cache limited to one byte keeps only the file fetched last, and still every
-        // answer is the local store's.
+        // A cache limited to one byte keeps only the file fetched last and the segments an
+        // open snapshot maps, and still every answer is the local store's.
         let small = tempfile::tempdir().unwrap();
         let options = RemoteOptions {
             refresh_after: Duration::ZERO,
@@ -455,10 +460,18 @@ fn readers_share_one_cache_and_a_limited_cache_evicts_but_answers_the_same() {
         w.write("lines", upserts(0..40, 5)).unwrap();
         w.publish_to(&remote, &PublishOptions::default()).unwrap();
         assert_same(&w, &reader);
-        let (total, largest) = cache_bytes(small.path());
+        let snap = reader.snapshot("lines").unwrap();
+        let mapped: BTreeSet<String> = snap
+            .version()
+            .segments
+            .iter()
+            .map(|s| s.file.clone())
+            .collect();
+        let (segments, total, largest) = cache_contents(small.path());
+        assert_eq!(segments, mapped, "only the mapped segments stay");
         assert!(
             total <= largest,
-            "{total} bytes cached, largest file {largest}"
+            "{total} bytes of other files cached, largest {largest}"
         );
     }
 }

@@ -31,6 +31,15 @@ impl FileBytes {
         FileBytes(Repr::Shared(bytes))
     }
 
+    /// A handle that tells whether any clone of these bytes is still alive, without
+    /// keeping them alive.
+    pub fn watch(&self) -> BytesWatch {
+        BytesWatch(match &self.0 {
+            Repr::Mapped(map) => WeakRepr::Mapped(Arc::downgrade(map)),
+            Repr::Shared(bytes) => WeakRepr::Shared(Arc::downgrade(bytes)),
+        })
+    }
+
     /// Drop this process's resident pages of a memory map: they stay in the page cache and
     /// fault back in on the next read. A no-op for buffers in memory. Compaction calls it
     /// after streaming a segment once, so that a merge does not hold every input and output
@@ -44,6 +53,26 @@ impl FileBytes {
             // `Arc` keeps alive for this call. Failure is harmless (the pages just stay
             // resident), so the result is ignored.
             let _ = unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
+/// Whether a [`FileBytes`] is still held somewhere ([`FileBytes::watch`]).
+#[derive(Debug, Clone)]
+pub struct BytesWatch(WeakRepr);
+
+#[derive(Debug, Clone)]
+enum WeakRepr {
+    Mapped(std::sync::Weak<Mmap>),
+    Shared(std::sync::Weak<AlignedBytes>),
+}
+
+impl BytesWatch {
+    /// True while some clone of the watched bytes exists.
+    pub fn in_use(&self) -> bool {
+        match &self.0 {
+            WeakRepr::Mapped(w) => w.strong_count() > 0,
+            WeakRepr::Shared(w) => w.strong_count() > 0,
         }
     }
 }

@@ -41,7 +41,7 @@ macro_rules! failpoint {
     ($name:literal, $path:expr) => {};
 }
 
-pub use bytes::FileBytes;
+pub use bytes::{BytesWatch, FileBytes};
 pub use error::{Result, StorageError};
 pub use inbox::publish_inbox_delta;
 pub use local::LocalStorage;

@@ -6,12 +6,12 @@
 //! processes can share one cache) and mapped from there. Everything that would change the
 //! store is refused: a remote store is read-only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::head::{RemoteHead, HEAD_OBJECT, MAX_HEAD_BYTES};
@@ -19,7 +19,7 @@ use super::object::{ObjectStorage, Refreshed};
 use crate::error::{Result, StorageError};
 use crate::layout;
 use crate::storage::{check_path, DirEntry, Metadata, Storage, TempFile, TempWrite};
-use crate::{FileBytes, LocalStorage};
+use crate::{BytesWatch, FileBytes, LocalStorage};
 
 /// How a [`RemoteStorage`] behaves.
 #[derive(Debug, Clone)]
@@ -70,6 +70,9 @@ pub struct RemoteStorage {
     options: RemoteOptions,
     fetched_files: AtomicU64,
     fetched_bytes: AtomicU64,
+    /// Cached files this process has mapped, watched: eviction spares those still mapped
+    /// (an open snapshot reads them).
+    mapped: Mutex<HashMap<String, BytesWatch>>,
 }
 
 impl std::fmt::Debug for RemoteStorage {
@@ -174,6 +177,7 @@ impl RemoteStorage {
             options,
             fetched_files: AtomicU64::new(0),
             fetched_bytes: AtomicU64::new(0),
+            mapped: Mutex::new(HashMap::new()),
         })
     }
 
@@ -311,8 +315,14 @@ impl RemoteStorage {
     }
 
     /// Remove the least recently used cached files until at most `limit` bytes remain,
-    /// sparing `keep`.
+    /// sparing `keep` and the files this process still maps (other processes sharing the
+    /// cache may remove those: a mapping outlives its file's name).
     fn evict(&self, limit: u64, keep: &str) -> Result<()> {
+        let in_use: HashSet<String> = {
+            let mut mapped = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+            mapped.retain(|_, w| w.in_use());
+            mapped.keys().cloned().collect()
+        };
         let mut files = Vec::new();
         let mut dirs = vec![
             layout::SEGMENTS.to_string(),
@@ -335,7 +345,7 @@ impl RemoteStorage {
             if total <= limit {
                 break;
             }
-            if path == keep {
+            if path == keep || in_use.contains(&path) {
                 continue;
             }
             match self.cache.remove(&path) {
@@ -399,7 +409,12 @@ impl Storage for RemoteStorage {
     }
 
     fn map(&self, path: &str) -> Result<FileBytes> {
-        self.with_cached(path, |p| self.cache.map(p))
+        let bytes = self.with_cached(path, |p| self.cache.map(p))?;
+        self.mapped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string(), bytes.watch());
+        Ok(bytes)
     }
 
     fn read_range(&self, path: &str, range: Range<u64>) -> Result<Vec<u8>> {
