@@ -433,6 +433,14 @@ Examples:
         /// The request id naming the stream processor's inbox files (default: the time).
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,
+        /// Write run states (PROCESSING, COMPLETED, FAILED) to this DynamoDB table, as the
+        /// compactor Lambda does with STRATA_RUNS_TABLE (credentials, region and
+        /// AWS_ENDPOINT_URL the usual AWS way). Without it they are only printed.
+        #[arg(long, value_name = "TABLE")]
+        runs_table: Option<String>,
+        /// Publish the store after the invocation, as STRATA_PUBLISH does.
+        #[arg(long, value_name = "URL")]
+        publish: Option<String>,
     },
     /// Import a Chroma collection (persist directory, .tar.gz of one, or the seed's S3
     /// snapshot) into a strata collection of the same metric and dimension.

@@ -31,10 +31,15 @@ impl Out {
 }
 
 fn run(store: &Path, args: &[&str]) -> Out {
+    run_env(store, args, &[])
+}
+
+fn run_env(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_strata"))
         .arg("--store")
         .arg(store)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     Out {
@@ -1196,6 +1201,61 @@ fn ingest_events_and_lambda_invoke_run_the_receipt_pipeline() {
     let before = words_of(&direct);
     ok(&direct, &args);
     assert_same_records(&before, &words_of(&direct));
+}
+
+/// `lambda-invoke compactor --runs-table` writes run states through DynamoDB (moto's, when
+/// `.ci/moto.sh start` set `STRATA_TEST_DYNAMODB_ENDPOINT`): to a table that does not exist
+/// the reports fail, the error names the table, and no run is acknowledged as merged.
+#[test]
+fn lambda_invoke_reports_run_states_to_the_table_given() {
+    let Ok(endpoint) = std::env::var("STRATA_TEST_DYNAMODB_ENDPOINT") else {
+        println!("skipped: STRATA_TEST_DYNAMODB_ENDPOINT is unset (start moto: .ci/moto.sh start)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (w, events, runs) = workload_files(dir.path());
+    assert!(!w.runs.is_empty());
+    let table = format!("no-such-runs-table-{}", std::process::id());
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let store = dir.path().join("store");
+    let mut merged = 0;
+    let mut errors = Vec::new();
+    for e in &events {
+        let o = run_env(
+            &store,
+            &[
+                "--json",
+                "lambda-invoke",
+                "compactor",
+                s(e),
+                "--runs",
+                s(&runs),
+                "--runs-table",
+                &table,
+            ],
+            &env,
+        );
+        assert_eq!(o.code, 0, "{}\n{}", o.stdout, o.stderr);
+        let out = o.json();
+        merged += out["follow_ups"]["merged_runs"].as_array().unwrap().len();
+        errors.extend(
+            out["follow_ups"]["report_errors"]
+                .as_array()
+                .unwrap()
+                .clone(),
+        );
+    }
+    assert_eq!(merged, 0, "a run whose COMPLETED report failed is not done");
+    assert!(!errors.is_empty());
+    assert!(
+        errors.iter().all(|e| e.to_string().contains(&table)),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -91,6 +91,18 @@ impl DynamoRunReporter {
         DynamoRunReporter::new(Client::new(&config), table)
     }
 
+    /// [`DynamoRunReporter::from_env`] outside any async runtime (the CLI's
+    /// `lambda-invoke --runs-table`): the configuration is loaded on a runtime of its own.
+    pub fn from_env_blocking(table: &str) -> Result<DynamoRunReporter, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("start a runtime for the DynamoDB client: {e}"))?;
+        let config = rt.block_on(sdk_config_from_env());
+        drop(rt);
+        DynamoRunReporter::new(Client::new(&config), table)
+    }
+
     /// The table written.
     pub fn table(&self) -> &str {
         &self.table

@@ -12,9 +12,10 @@ use crate::cli::LambdaRole;
 use crate::error::{CliError, CliResult, Context};
 use crate::output::{plural, print_json, Table};
 use crate::progress;
+use strata_pipeline::dynamo_runs::DynamoRunReporter;
 use strata_pipeline::{
     self as lambda, CollectingReporter, Compactor, CompactorOptions, CompactorOutcome, Outcome,
-    Settings,
+    RunReporter, Settings,
 };
 
 /// The largest event file read (Lambda's synchronous payload limit is 6 MB; stream and
@@ -151,23 +152,42 @@ pub fn ingest(ctx: &Ctx, files: &[PathBuf], runs: Option<PathBuf>) -> CliResult<
     Ok(0)
 }
 
-/// `strata lambda-invoke stream|compactor EVENT [--runs DIR] [--request-id ID]`.
-pub fn invoke(
-    ctx: &Ctx,
-    role: LambdaRole,
-    event: &Path,
-    runs: Option<PathBuf>,
-    request_id: Option<String>,
-) -> CliResult<i32> {
+/// What `lambda-invoke` takes besides the role and the event.
+pub struct InvokeOptions {
+    /// Root of the run deltas (default: STORE/runs).
+    pub runs: Option<PathBuf>,
+    /// The request id naming inbox files (default: the time).
+    pub request_id: Option<String>,
+    /// The DynamoDB table run states go to (default: none, printed only).
+    pub runs_table: Option<String>,
+    /// Where to publish after the invocation.
+    pub publish: Option<String>,
+}
+
+/// `strata lambda-invoke stream|compactor EVENT [--runs DIR] [--request-id ID]
+/// [--runs-table TABLE] [--publish URL]`.
+pub fn invoke(ctx: &Ctx, role: LambdaRole, event: &Path, options: InvokeOptions) -> CliResult<i32> {
     let bytes = read_event(event)?;
     let mut settings = Settings::for_store(&ctx.store);
-    if let Some(r) = runs {
+    if let Some(r) = options.runs {
         settings.runs = r;
     }
-    let request_id = request_id.unwrap_or_else(|| format!("local-{}", lambda::now_ms()));
-    let mut reporter = CollectingReporter::default();
+    settings.publish = options.publish;
+    let request_id = options
+        .request_id
+        .unwrap_or_else(|| format!("local-{}", lambda::now_ms()));
+    let mut collecting = CollectingReporter::default();
+    let mut dynamo;
+    let reporter: &mut dyn RunReporter = match &options.runs_table {
+        Some(table) => {
+            dynamo = DynamoRunReporter::from_env_blocking(table)
+                .map_err(|e| CliError::usage(format!("--runs-table {table}: {e}")))?;
+            &mut dynamo
+        }
+        None => &mut collecting,
+    };
     let pb = progress::spinner(format!("{role:?} on {}", event.display()).to_lowercase());
-    let outcome = lambda::invoke(role.into(), &settings, &request_id, &bytes, &mut reporter);
+    let outcome = lambda::invoke(role.into(), &settings, &request_id, &bytes, reporter);
     pb.finish_and_clear();
     let outcome = outcome.context(|| event.display().to_string())?;
     if ctx.json {

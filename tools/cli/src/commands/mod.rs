@@ -197,7 +197,19 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
             event,
             runs,
             request_id,
-        } => events::invoke(&ctx, role, &event, runs, request_id),
+            runs_table,
+            publish,
+        } => events::invoke(
+            &ctx,
+            role,
+            &event,
+            events::InvokeOptions {
+                runs,
+                request_id,
+                runs_table,
+                publish,
+            },
+        ),
         Command::ImportChroma {
             source,
             collection,
