@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use serde::Serialize;
 use strata_engine::{IngestReport, ObjectStorage, ReadableStore, Writer};
@@ -28,6 +29,7 @@ use strata_stream::{
 use super::batch::{split, BatchOps};
 use super::followups::{self, FOLLOW_UPS};
 use super::reporter::{DeltaFailure, RunReporter};
+use super::run_retention::{self, RunsCollected};
 use super::runs::{merge_run, RunSource};
 use super::state::StoreState;
 use super::stream_processor::Failure;
@@ -50,6 +52,9 @@ pub struct CompactorOptions {
     /// Publish the store to this object-storage URL at the end (`STRATA_PUBLISH`), so
     /// readers elsewhere see the invocation's edits (`Writer::publish`).
     pub publish: Option<String>,
+    /// With `gc`, remove the files of runs merged longer ago than this from a local runs
+    /// root ([`run_retention`]; default two days; `None` keeps them).
+    pub run_retention: Option<Duration>,
 }
 
 impl Default for CompactorOptions {
@@ -61,6 +66,7 @@ impl Default for CompactorOptions {
             gc: true,
             fail_after_attempts: DEFAULT_FAIL_AFTER_ATTEMPTS,
             publish: None,
+            run_retention: Some(run_retention::DEFAULT_RUN_RETENTION),
         }
     }
 }
@@ -164,9 +170,10 @@ fn delta_failures(outcomes: &[(Collection, DeltaOutcome)]) -> Vec<DeltaFailure> 
         .collect()
 }
 
-/// Create the receipt collections and [`FOLLOW_UPS`] where missing: `lines` and `words`
-/// 1536-d squared l2 (the seed's Chroma default), `labels`, `sections`, `places` and `followups`
-/// metadata-only. Returns the names created.
+/// Create the receipt collections, [`FOLLOW_UPS`] and [`run_retention::MERGED_RUNS`] where
+/// missing: `lines` and `words` 1536-d squared l2 (the seed's Chroma default), `labels`,
+/// `sections`, `places`, `followups` and `merged_runs` metadata-only. Returns the names
+/// created.
 pub fn ensure_collections(
     store: &Writer,
     quantization: Quantization,
@@ -176,7 +183,7 @@ pub fn ensure_collections(
     let wanted = Collection::ALL
         .iter()
         .map(|c| (c.as_str(), c.dims() as u32))
-        .chain([(FOLLOW_UPS, 0)]);
+        .chain([(FOLLOW_UPS, 0), (run_retention::MERGED_RUNS, 0)]);
     for (name, dims) in wanted {
         if !existing.contains(name) {
             let q = if dims == 0 {
@@ -306,6 +313,8 @@ pub struct CompactorOutcome {
     pub compactions: Vec<Compaction>,
     /// Bytes freed by garbage collection.
     pub gc_freed_bytes: u64,
+    /// Merged runs whose files were removed after their retention (with `gc`).
+    pub runs_collected: RunsCollected,
     /// The publish to object storage (with `publish` set).
     pub published: Option<Published>,
 }
@@ -396,6 +405,10 @@ impl<'a> Compactor<'a> {
         }
         if self.options.gc {
             out.gc_freed_bytes = self.store.gc()?.bytes_freed;
+            if let Some(retention) = self.options.run_retention {
+                out.runs_collected =
+                    run_retention::collect(self.store, self.runs, retention, crate::now_ms())?;
+            }
         }
         if let Some(url) = &self.options.publish {
             out.published = Some(publish(self.store, url));
@@ -546,6 +559,7 @@ impl<'a> Compactor<'a> {
             }
         }
         let mut done: Vec<String> = Vec::new();
+        let mut merged: Vec<Op> = Vec::new();
         let mut attempts: Vec<Op> = Vec::new();
         let mut work = Recomputations::default();
         for p in &pending {
@@ -553,6 +567,7 @@ impl<'a> Compactor<'a> {
                 FollowUp::MergeRun(run) => {
                     if self.merge_one(p, run, &mut report, &mut attempts)? {
                         run.after_merge().iter().for_each(|f| work.add(f));
+                        merged.push(run_retention::merged(run, crate::now_ms()));
                         done.push(p.id.clone());
                     }
                 }
@@ -589,6 +604,11 @@ impl<'a> Compactor<'a> {
         }
         if !attempts.is_empty() {
             self.store.write(FOLLOW_UPS, attempts)?;
+        }
+        if !merged.is_empty() {
+            // Before the follow-up rows go: a crash in between repeats the merge, whose
+            // row is written again.
+            self.store.write(run_retention::MERGED_RUNS, merged)?;
         }
         if !done.is_empty() {
             report.done = done.len();

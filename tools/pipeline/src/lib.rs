@@ -44,6 +44,8 @@ pub mod reporter;
 #[cfg(feature = "compactor")]
 pub mod run_layout;
 #[cfg(feature = "compactor")]
+pub mod run_retention;
+#[cfg(feature = "compactor")]
 pub mod runs;
 #[cfg(feature = "compactor")]
 pub mod seed_runs;

@@ -108,6 +108,12 @@ impl ObjectStoreRuns {
 }
 
 impl RunSource for ObjectStoreRuns {
+    /// Nothing: the run deltas live in the producer's bucket, whose lifecycle rule expires
+    /// them (the compactor's role need not hold `s3:DeleteObject` there).
+    fn remove(&self, _location: &DeltaLocation) -> Result<u64, String> {
+        Ok(0)
+    }
+
     fn fetch(&self, location: &DeltaLocation) -> Result<Option<RunPayload>, String> {
         if let Some(b) = &location.bucket {
             if *b != self.bucket {

@@ -7,11 +7,12 @@
 //! takes its place in the stream's order and merging it twice changes nothing. The
 //! compactor announces run states through a [`super::reporter::RunReporter`].
 
+use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use strata_engine::{validate, ReadableStore, Writer};
 use strata_formats::{decode_delta, Operation};
-use strata_storage::{LocalStorage, Storage};
+use strata_storage::{layout, LocalStorage, Storage};
 use strata_stream::ops::{DeltaLocation, DeltaOutcome};
 use strata_stream::{Collection, MergeRun};
 
@@ -29,6 +30,11 @@ pub trait RunSource {
     /// tarball or directory layout; `Ok(None)` when there is none (the run is not ready or
     /// its files are gone).
     fn fetch(&self, location: &DeltaLocation) -> Result<Option<RunPayload>, String>;
+
+    /// Remove the run's files under `location` once it is merged and its retention has
+    /// passed ([`super::run_retention`]): the number removed (0 when they are gone already,
+    /// or when the source leaves removal to its owner).
+    fn remove(&self, location: &DeltaLocation) -> Result<u64, String>;
 }
 
 /// Runs in a local directory tree: `{root}/{key_prefix}` (or `{root}/{bucket}/{key_prefix}`
@@ -120,6 +126,36 @@ fn list_tree(
 }
 
 impl RunSource for LocalRuns {
+    fn remove(&self, location: &DeltaLocation) -> Result<u64, String> {
+        let dir = self.dir(location)?;
+        if dir.is_empty() {
+            return Err(format!("run prefix {:?} names the runs root", location.raw));
+        }
+        let storage = LocalStorage::at(&self.root);
+        let Some(listing) = list_tree(&storage, &dir, 4)? else {
+            return Ok(0);
+        };
+        let mut dirs: BTreeSet<String> = BTreeSet::new();
+        for (name, _) in &listing {
+            let path = format!("{dir}/{name}");
+            storage.remove(&path).map_err(|e| e.to_string())?;
+            let mut parent = layout::parent(&path);
+            while parent.len() > dir.len() {
+                dirs.insert(parent.to_string());
+                parent = layout::parent(parent);
+            }
+        }
+        // Deepest first, then the run's own directory.
+        for d in dirs.iter().rev().chain([&dir]) {
+            match storage.remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(listing.len() as u64)
+    }
+
     fn fetch(&self, location: &DeltaLocation) -> Result<Option<RunPayload>, String> {
         let dir = self.dir(location)?;
         let storage = LocalStorage::at(&self.root);

@@ -333,6 +333,96 @@ fn place_removals_after_late_merges_still_clear_the_place() {
     assert_same(&state(&ordered), &state(&store), "place removals last");
 }
 
+/// Merged runs' files stay through the retention period and are removed after it; a
+/// redelivered run INSERT afterwards changes nothing (its follow-up is shadowed by the
+/// completed one), and the store still matches the rules.
+#[test]
+fn merged_run_deltas_are_removed_after_their_retention() {
+    let w = workload(4, 29);
+    let all = records(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let store = fresh(dir.path(), &w);
+    let runs = dir.path().join("runs");
+    let files = walk;
+    let before = files(&runs);
+    assert!(!before.is_empty());
+    let keep = CompactorOptions {
+        run_retention: Some(std::time::Duration::from_secs(3600)),
+        ..CompactorOptions::default()
+    };
+    let source = LocalRuns::new(&runs);
+    let mut reporter = CollectingReporter::default();
+    for chunk in all.chunks(50) {
+        let out = Compactor::new(&store, &source, &mut reporter, keep.clone())
+            .handle(&event(chunk))
+            .unwrap();
+        assert_eq!(out.runs_collected.runs, 0);
+    }
+    assert_eq!(
+        files(&runs),
+        before,
+        "within the retention nothing is removed"
+    );
+    assert_eq!(
+        store.snapshot("merged_runs").unwrap().rows().unwrap(),
+        w.runs.len()
+    );
+    let now = CompactorOptions {
+        run_retention: Some(std::time::Duration::ZERO),
+        ..CompactorOptions::default()
+    };
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let out = Compactor::new(&store, &source, &mut reporter, now.clone())
+        .handle(b"{}")
+        .unwrap();
+    assert_eq!(
+        out.runs_collected.runs,
+        w.runs.len(),
+        "{:?}",
+        out.runs_collected
+    );
+    assert_eq!(out.runs_collected.files, before.len() as u64);
+    assert!(out.runs_collected.errors.is_empty());
+    assert!(files(&runs).is_empty(), "{:?}", files(&runs));
+    assert_eq!(store.snapshot("merged_runs").unwrap().rows().unwrap(), 0);
+    // Every run INSERT again: nothing to merge, nothing missing, the rules still hold.
+    let inserts: Vec<Value> = all
+        .iter()
+        .filter(|r| entity_of(r) == "COMPACTION_RUN" && r["eventName"] == "INSERT")
+        .cloned()
+        .collect();
+    let out = Compactor::new(&store, &source, &mut reporter, now)
+        .handle(&event(&inserts))
+        .unwrap();
+    assert!(
+        out.follow_ups.failed_runs.is_empty(),
+        "{:?}",
+        out.follow_ups
+    );
+    assert_matches_rules(&store, &w);
+}
+
+/// Every file under `root` (relative paths), sorted.
+fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn a_run_whose_deltas_are_missing_stays_pending_until_they_arrive() {
     let w = workload(6, 9);
