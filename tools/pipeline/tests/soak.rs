@@ -12,7 +12,8 @@
 //! After the soak, one last compactor run, then: `Expected::check` finds 0 mismatches,
 //! every run's rows are present exactly once, no follow-up row is pending, `verify` passes.
 //!
-//! Kills: `STRATA_SOAK_KILLS` (default 200; the workload grows with it).
+//! Kills: `STRATA_SOAK_KILLS` (default 200; the workload grows with it unless
+//! `STRATA_SOAK_RECEIPTS` sets it).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -30,9 +31,16 @@ use strata_testkit::workload::{Workload, WorkloadConfig};
 
 const RECORDS_PER_BATCH: usize = 25;
 
+/// The workload: `STRATA_SOAK_RECEIPTS` receipts, else one per 25 kills (6 to 1500). A long
+/// run on a smaller workload kills more often per minute: each invocation is shorter.
 fn workload(kills: usize) -> Workload {
+    let receipts = std::env::var("STRATA_SOAK_RECEIPTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(kills / 25)
+        .clamp(6, 1500);
     Workload::generate(&WorkloadConfig {
-        receipts: (kills / 25).clamp(6, 1500),
+        receipts,
         seed: 17,
         records_per_event: 60,
         edit_rounds: 1,
