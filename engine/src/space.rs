@@ -1,8 +1,8 @@
-//! Where a store's bytes go ([`ReadableStore::space`]): the files its head versions need,
-//! those only older retained (or pinned) versions hold, files no version references
-//! (awaiting the GC grace period), temporaries, the inbox, and the metadata (version files
-//! and the manifest). Space amplification is everything on disk divided by what the heads
-//! need.
+//! Where a store's bytes go ([`ReadableStore::space`](crate::ReadableStore::space)): the
+//! files its head versions need, those only older retained (or pinned) versions hold, files
+//! no version references (awaiting the GC grace period), temporaries, the inbox, and the
+//! metadata (version files and the manifest). Space amplification is everything on disk
+//! divided by what the heads need.
 
 use std::collections::HashSet;
 
@@ -27,7 +27,8 @@ impl SpaceUsage {
     }
 }
 
-/// What a store's files hold, by what keeps them ([`ReadableStore::space`]).
+/// What a store's files hold, by what keeps them
+/// ([`ReadableStore::space`](crate::ReadableStore::space)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SpaceReport {
     /// Segments and deltas some collection's head version references.
