@@ -33,7 +33,8 @@ const NATIVE_SOURCES: [&str; 5] = [
 
 /// Whether credentials should come from a profile: the environment names none of
 /// `object_store`'s own sources, and a profile is chosen (`AWS_PROFILE`) or a shared
-/// credentials or config file exists.
+/// credentials file exists. A config file alone (often just a region, on an instance whose
+/// role `object_store` reads from its metadata service) does not count.
 pub(crate) fn wanted() -> bool {
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
     if NATIVE_SOURCES.iter().any(|k| set(k)) {
@@ -42,12 +43,11 @@ pub(crate) fn wanted() -> bool {
     if set("AWS_PROFILE") {
         return true;
     }
-    let file = |var: &str, default: &str| match std::env::var_os(var) {
+    match std::env::var_os("AWS_SHARED_CREDENTIALS_FILE") {
         Some(p) => std::path::PathBuf::from(p),
-        None => home().join(".aws").join(default),
-    };
-    file("AWS_SHARED_CREDENTIALS_FILE", "credentials").is_file()
-        || file("AWS_CONFIG_FILE", "config").is_file()
+        None => home().join(".aws").join("credentials"),
+    }
+    .is_file()
 }
 
 fn home() -> std::path::PathBuf {
@@ -225,6 +225,11 @@ mod tests {
             let err = runtime()
                 .block_on(ProfileCredentials::new().get_credential())
                 .unwrap_err();
+            // No profile chosen and no credentials file (a config file alone, as on an
+            // instance with a role): object_store's own chain, not the profile.
+            std::env::remove_var("AWS_PROFILE");
+            std::env::set_var("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials");
+            assert!(!wanted(), "a config file alone does not choose the profile");
             (with_keys, err.to_string())
         });
         assert!(
