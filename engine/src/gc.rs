@@ -83,7 +83,9 @@ impl Writer {
         let mut dropped_files = Vec::new();
         let collections = m.collections()?;
         let names: HashSet<&str> = collections.iter().map(|c| c.name.as_str()).collect();
+        let mut kept: Vec<(&str, HashSet<u64>)> = Vec::new();
         for info in &collections {
+            kept.push((&info.name, HashSet::new()));
             let head = m.head(&info.name)?;
             let pins = m.pins(&info.name)?;
             let mut versions = m.versions(&info.name)?;
@@ -95,6 +97,9 @@ impl Writer {
                     || pins.contains(&v.version)
                     || live.iter().any(|(c, n)| *c == info.name && *n == v.version);
                 if keep {
+                    if let Some((_, k)) = kept.last_mut() {
+                        k.insert(v.version);
+                    }
                     referenced.extend(v.segments.iter().map(|s| s.file.clone()));
                     referenced.extend(v.deltas.iter().map(|d| d.file.clone()));
                 } else {
@@ -113,6 +118,9 @@ impl Writer {
         self.commit_batch(c)?;
         for path in dropped_files {
             self.remove_counted(&path, &mut report)?;
+        }
+        for (name, versions) in &kept {
+            self.remove_orphan_versions(name, versions, &mut report)?;
         }
         let grace = options.grace;
         let old_enough = |meta: &Metadata| {
@@ -152,6 +160,27 @@ impl Writer {
         self.commit_batch(forget)?;
         self.remove_dropped_collections(&names, &mut report)?;
         Ok(report)
+    }
+
+    /// Remove the version files of `collection` that name no version the manifest keeps:
+    /// those of versions an earlier GC dropped from the manifest and was stopped (killed, or
+    /// an I/O error) before deleting. A reader listing version files would show them as
+    /// versions, and `verify` would read them, so they do not wait for the next drop.
+    fn remove_orphan_versions(
+        &self,
+        collection: &str,
+        kept: &HashSet<u64>,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let dir = layout::versions(collection);
+        for entry in self.storage().list(&dir)? {
+            let orphan = !entry.meta.is_dir
+                && layout::version_number(&entry.name).is_some_and(|v| !kept.contains(&v));
+            if orphan {
+                self.remove_counted(&layout::join(&dir, &entry.name), report)?;
+            }
+        }
+        Ok(())
     }
 
     /// Remove the version directories of dropped collections (`names` are the live ones).
