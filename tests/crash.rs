@@ -120,7 +120,16 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
     let exe = std::env::current_exe().unwrap();
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let started = Instant::now();
+    // Time spent by the parent checking the store after kills (the rest is the children).
+    let mut checking = Duration::ZERO;
     for kill in 0..kills {
+        if kill > 0 && kill % 500 == 0 {
+            eprintln!(
+                "crash: {kill} kills, {} acknowledged, {:?} elapsed, {checking:?} checking",
+                whole_ids(&dir.path().join("acked")).len(),
+                started.elapsed()
+            );
+        }
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -162,6 +171,7 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
         child.kill().unwrap();
         child.wait().unwrap();
 
+        let check_started = Instant::now();
         let acked = whole_ids(&dir.path().join("acked"));
         let report = strata::engine::verify_store(&dir.path().join("store")).unwrap();
         // A temp file or an unpublished segment may be half-written; registered files and
@@ -209,10 +219,11 @@ fn sigkill_at_random_instants_loses_nothing_acknowledged() {
             );
         }
         store.close().unwrap();
+        checking += check_started.elapsed();
     }
     let acked = whole_ids(&dir.path().join("acked")).len();
     eprintln!(
-        "{kills} kills, {acked} acknowledged writes, in {:?}",
+        "{kills} kills, {acked} acknowledged writes, in {:?} ({checking:?} checking)",
         started.elapsed()
     );
     // Every run but the purely random ones acknowledged at least one write.
