@@ -63,6 +63,8 @@ pub fn validate(info: &CollectionInfo, op: &Operation) -> Result<(), InvalidOp> 
                         info.name
                     ),
                 )),
+                // A branch-free pass first (it vectorises); the position only on failure.
+                (Some(v), _) if v.iter().fold(true, |ok, x| ok & x.is_finite()) => Ok(()),
                 (Some(v), _) => match v.iter().position(|x| !x.is_finite()) {
                     Some(i) => Err(InvalidOp::new(
                         Field::Embedding,

@@ -621,10 +621,19 @@ impl Writer {
         };
         let bytes = DeltaWriter::encode(&header, &ops).map_err(crate::error::delta_error)?;
         let storage = self.core.storage();
-        strata_storage::failpoint!("write delta", storage.location(layout::TMP));
-        let temp = storage.write_temp("delta", &bytes)?;
+        // The new state is built while the delta is written and synced: the fold is memory
+        // work, the write mostly waiting on the disk. The state is committed only once the
+        // delta is durable and published.
+        let (temp, state) = rayon::join(
+            || -> Result<_> {
+                strata_storage::failpoint!("write delta", storage.location(layout::TMP));
+                Ok(storage.write_temp("delta", &bytes)?)
+            },
+            || self.fold_delta(snap, &ops, now),
+        );
+        let (temp, state) = (temp?, state?);
         let file = self.publish_numbered(&temp, layout::DELTAS, layout::delta_name)?;
-        self.register_delta(snap, file, bytes.len() as u64, &ops, now, |_| {})
+        self.commit_delta(state, file, bytes.len() as u64, &ops, |_| {})
     }
 
     /// Register a published delta file holding `ops` as a new head version.
@@ -637,10 +646,29 @@ impl Writer {
         now: u64,
         extra: impl FnOnce(&mut CommitBuilder<'_>),
     ) -> Result<WriteReceipt> {
+        let state = self.fold_delta(snap, ops, now)?;
+        self.commit_delta(state, file, bytes, ops, extra)
+    }
+
+    /// The head's state with `ops` folded in (not yet committed).
+    fn fold_delta(&self, snap: Snapshot, ops: &[Operation], now: u64) -> Result<SnapshotState> {
         let mut state = self.take_state(snap);
         for op in ops {
             state.fold(op, now)?;
         }
+        Ok(state)
+    }
+
+    /// Commit `state`, which has the published delta `file` holding `ops` folded in, as the
+    /// new head version.
+    fn commit_delta(
+        &self,
+        state: SnapshotState,
+        file: String,
+        bytes: u64,
+        ops: &[Operation],
+        extra: impl FnOnce(&mut CommitBuilder<'_>),
+    ) -> Result<WriteReceipt> {
         let min = ops.iter().map(|o| o.seq).min().unwrap_or(Seq::ZERO);
         let max = ops.iter().map(|o| o.seq).max().unwrap_or(Seq::ZERO);
         let delta = DeltaRef {

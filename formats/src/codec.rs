@@ -13,6 +13,11 @@ pub fn encode<T: bincode::Encode>(value: &T) -> Vec<u8> {
     bincode::encode_to_vec(value, config()).expect("encoding into a Vec cannot fail")
 }
 
+/// Encode a value with the strata bincode configuration, appended to `out`.
+pub fn encode_into<T: bincode::Encode>(value: &T, out: &mut Vec<u8>) {
+    bincode::encode_into_std_write(value, out, config()).expect("encoding into a Vec cannot fail");
+}
+
 macro_rules! decode_with_limit {
     ($bytes:expr, $limit:literal) => {
         bincode::decode_from_slice::<T, _>($bytes, config().with_limit::<$limit>())

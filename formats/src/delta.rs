@@ -139,6 +139,13 @@ impl DeltaWriter {
     /// each operation in order, [`seal`](Self::seal).
     pub fn encode(header: &DeltaHeader, ops: &[Operation]) -> Result<Vec<u8>, DeltaWriteError> {
         let mut writer = DeltaWriter::new(header)?;
+        // Room for the embeddings and a little more per record, so the buffer is not moved
+        // while it grows (capacity that is never written costs no memory).
+        let estimate: usize = ops
+            .iter()
+            .map(|op| 256 + op.embedding().map_or(0, |e| e.len() * 4))
+            .sum();
+        writer.buf.reserve(estimate + FOOTER_LEN);
         for op in ops {
             writer.push(op)?;
         }
@@ -147,17 +154,22 @@ impl DeltaWriter {
 
     /// Append one record.
     pub fn push(&mut self, op: &Operation) -> Result<(), DeltaWriteError> {
-        let payload = codec::encode(op);
-        if payload.len() > MAX_RECORD_LEN as usize || payload.is_empty() {
-            return Err(DeltaWriteError::RecordTooLarge { len: payload.len() });
+        // Encoded in place after room for the frame (length and crc), filled in after.
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; 8]);
+        codec::encode_into(op, &mut self.buf);
+        let len = self.buf.len() - start - 8;
+        if len > MAX_RECORD_LEN as usize || len == 0 {
+            self.buf.truncate(start);
+            return Err(DeltaWriteError::RecordTooLarge { len });
         }
-        let len = (payload.len() as u32).to_le_bytes();
+        let len_bytes = (len as u32).to_le_bytes();
         let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&len);
-        hasher.update(&payload);
-        self.buf.extend_from_slice(&len);
-        self.buf.extend_from_slice(&hasher.finalize().to_le_bytes());
-        self.buf.extend_from_slice(&payload);
+        hasher.update(&len_bytes);
+        hasher.update(&self.buf[start + 8..]);
+        let crc = hasher.finalize().to_le_bytes();
+        self.buf[start..start + 4].copy_from_slice(&len_bytes);
+        self.buf[start + 4..start + 8].copy_from_slice(&crc);
         self.count += 1;
         self.min_seq = self.min_seq.min(op.seq);
         self.max_seq = self.max_seq.max(op.seq);

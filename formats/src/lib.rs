@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod collection;
 pub mod delta;
+mod embedding_codec;
 pub mod error;
 pub mod filter;
 pub mod op;

@@ -10,7 +10,10 @@ use crate::seq::Seq;
 use crate::value::Metadata;
 
 /// A record: id, optional embedding, optional document, metadata.
-#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+///
+/// Encoded as bincode derives it, field by field; the embedding's values are copied as one
+/// block (`embedding_codec`), the same bytes.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// The record's id (UTF-8).
     pub id: String,
@@ -21,6 +24,33 @@ pub struct Record {
     /// The metadata.
     pub metadata: Metadata,
 }
+
+impl bincode::Encode for Record {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        e: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        bincode::Encode::encode(&self.id, e)?;
+        crate::embedding_codec::encode(self.embedding.as_deref(), e)?;
+        bincode::Encode::encode(&self.document, e)?;
+        bincode::Encode::encode(&self.metadata, e)
+    }
+}
+
+impl<C> bincode::Decode<C> for Record {
+    fn decode<D: bincode::de::Decoder<Context = C>>(
+        d: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(Record {
+            id: bincode::Decode::decode(d)?,
+            embedding: crate::embedding_codec::decode(d)?,
+            document: bincode::Decode::decode(d)?,
+            metadata: bincode::Decode::decode(d)?,
+        })
+    }
+}
+
+bincode::impl_borrow_decode!(Record);
 
 /// Which records a patch or a delete applies to.
 #[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]

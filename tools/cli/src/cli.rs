@@ -159,9 +159,10 @@ Examples:
                   \"metadata\": {\"receipt_id\": 7, \"labels\": [\"TOTAL\"]}}
       (embedding, document and metadata are optional; embedding is required when the
        collection has dims > 0)
-  strata put lines --npy vectors.npy --ids ids.txt --metadata meta.jsonl
+  strata put lines --npy vectors.npy --ids ids.txt --metadata meta.jsonl --documents docs.jsonl
       vectors.npy: a 2-D little-endian float32 (or float64) array, one row per id
-      ids.txt: one id per line; meta.jsonl: one metadata object per line (optional)"
+      ids.txt: one id per line; meta.jsonl: one metadata object per line (optional);
+      docs.jsonl: one JSON string (or null) per line (optional)"
     )]
     Put {
         /// The collection.
@@ -184,6 +185,9 @@ Examples:
         /// JSON lines file of metadata objects, one per .npy row.
         #[arg(long, value_name = "FILE", requires = "npy")]
         metadata: Option<PathBuf>,
+        /// JSON lines file of documents, one per .npy row: a JSON string, or null for none.
+        #[arg(long, value_name = "FILE", requires = "npy")]
+        documents: Option<PathBuf>,
     },
     /// Merge metadata into records (Chroma's update): keys not named survive, null deletes.
     #[command(after_help = "\

@@ -348,6 +348,25 @@ pub fn read_metadata_jsonl(path: &Path) -> CliResult<Vec<Metadata>> {
     Ok(out)
 }
 
+/// Documents, one per line: a JSON string, or `null` for a record without one.
+pub fn read_documents_jsonl(path: &Path) -> CliResult<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for_each_line(path, |_, text| {
+        match parse_json_line(text)? {
+            Json::String(s) => out.push(Some(s)),
+            Json::Null => out.push(None),
+            other => {
+                return Err(format!(
+                    "expected a document (a JSON string, or null), found {}",
+                    json_kind(&other)
+                ))
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Parse a `where` filter given on the command line; the error names the flag and the
 /// offending part of the filter (a JSON path).
 pub fn parse_where(text: &str) -> CliResult<Filter> {
@@ -768,6 +787,13 @@ fn read_npy_data<R: Read>(
             for (row, b) in out.iter_mut().zip(buf.chunks_exact(item)) {
                 row.push(decode(b));
             }
+        }
+    } else if item == 4 && cfg!(target_endian = "little") {
+        // Little-endian f32 rows are read straight into place.
+        for _ in 0..rows {
+            let mut row = vec![0f32; cols];
+            read_exact_or(r, bytemuck::cast_slice_mut(&mut row), "data")?;
+            out.push(row);
         }
     } else {
         let mut buf = vec![0u8; cols * item];

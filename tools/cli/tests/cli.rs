@@ -493,6 +493,66 @@ fn put_from_npy_with_ids_and_metadata() {
 }
 
 #[test]
+fn put_from_npy_with_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    ok(&store, &["create", "words", "--dims", "2"]);
+    let rows: Vec<Vec<f32>> = (0..3).map(|i| vec![i as f32, 1.0]).collect();
+    let npy = dir.path().join("v.npy");
+    std::fs::write(&npy, strata_cli::input::write_npy(&rows, 2)).unwrap();
+    let ids = write(dir.path(), "ids.txt", "w0\nw1\nw2\n");
+    let put = |docs: &Path| {
+        vec![
+            "put".to_string(),
+            "words".into(),
+            "--npy".into(),
+            s(&npy).into(),
+            "--ids".into(),
+            s(&ids).into(),
+            "--documents".into(),
+            s(docs).into(),
+        ]
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // A line that is not a string or null, and a count that differs, are refused by line.
+    let bad = write(dir.path(), "bad.jsonl", "\"TOTAL\"\n7\nnull\n");
+    fails(
+        &store,
+        &args(&put(&bad)),
+        1,
+        "bad.jsonl line 2: expected a document",
+    );
+    let short = write(dir.path(), "short.jsonl", "\"TOTAL\"\n");
+    fails(&store, &args(&put(&short)), 1, "has 1 document lines but");
+    let docs = write(
+        dir.path(),
+        "docs.jsonl",
+        "\"TOTAL 12.99\"\nnull\n\"line\\nbreak\"\n",
+    );
+    ok(&store, &args(&put(&docs)));
+    let v = ok(
+        &store,
+        &[
+            "--json",
+            "get",
+            "words",
+            "--ids",
+            "w0",
+            "w1",
+            "w2",
+            "--include",
+            "documents",
+        ],
+    )
+    .json();
+    assert_eq!(v["records"][0]["document"], json!("TOTAL 12.99"));
+    assert_eq!(v["records"][1]["document"], Value::Null);
+    assert_eq!(v["records"][2]["document"], json!("line\nbreak"));
+}
+
+#[test]
 fn update_and_delete_by_id_ids_and_filter() {
     let (dir, store) = store_with_lines();
     let patches = write(

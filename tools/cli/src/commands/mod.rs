@@ -132,10 +132,11 @@ pub fn execute(cli: Cli) -> CliResult<i32> {
             npy,
             ids,
             metadata,
+            documents,
         } => write::put(
             &ctx,
             &name,
-            write::PutSource::from_args(file, npy, ids, metadata)?,
+            write::PutSource::from_args(file, npy, ids, metadata, documents)?,
         ),
         Command::Update { name, file } => write::update(&ctx, &name, &file),
         Command::Delete { name, select } => {

@@ -11,7 +11,8 @@ use strata_formats::{Op, Operation, Record, Seq, Target};
 use super::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::input::{
-    read_ids, read_metadata_jsonl, read_npy, read_patches_jsonl, read_records_jsonl, RecordLine,
+    read_documents_jsonl, read_ids, read_metadata_jsonl, read_npy, read_patches_jsonl,
+    read_records_jsonl, RecordLine,
 };
 use crate::output::{plural, print_json};
 use crate::progress;
@@ -21,7 +22,7 @@ use crate::progress;
 pub enum PutSource {
     /// A JSON lines file of records.
     Jsonl(PathBuf),
-    /// A `.npy` matrix, an id list and optionally metadata lines.
+    /// A `.npy` matrix, an id list and optionally metadata and document lines.
     Npy {
         /// The `.npy` file.
         npy: PathBuf,
@@ -29,6 +30,8 @@ pub enum PutSource {
         ids: PathBuf,
         /// The metadata lines file.
         metadata: Option<PathBuf>,
+        /// The document lines file.
+        documents: Option<PathBuf>,
     },
 }
 
@@ -39,12 +42,19 @@ impl PutSource {
         npy: Option<PathBuf>,
         ids: Option<PathBuf>,
         metadata: Option<PathBuf>,
+        documents: Option<PathBuf>,
     ) -> CliResult<PutSource> {
         match (file, npy, ids) {
             (Some(f), None, None) => Ok(PutSource::Jsonl(f)),
-            (None, Some(npy), Some(ids)) => Ok(PutSource::Npy { npy, ids, metadata }),
+            (None, Some(npy), Some(ids)) => Ok(PutSource::Npy {
+                npy,
+                ids,
+                metadata,
+                documents,
+            }),
             _ => Err(CliError::usage(
-                "put needs either --file FILE, or --npy FILE --ids FILE [--metadata FILE]",
+                "put needs either --file FILE, or --npy FILE --ids FILE [--metadata FILE] \
+                 [--documents FILE]",
             )),
         }
     }
@@ -52,9 +62,15 @@ impl PutSource {
 
 /// Records from a `.npy` matrix, ids and metadata, checked against each other. Record
 /// "lines" are the ids file's line numbers.
-fn npy_records(npy: &Path, ids: &Path, metadata: Option<&Path>) -> CliResult<Vec<RecordLine>> {
+fn npy_records(
+    npy: &Path,
+    ids: &Path,
+    metadata: Option<&Path>,
+    documents: Option<&Path>,
+) -> CliResult<Vec<RecordLine>> {
     let ids_list = read_ids(ids)?;
     let metas = metadata.map(read_metadata_jsonl).transpose()?;
+    let docs = documents.map(read_documents_jsonl).transpose()?;
     let arr = read_npy(npy)?;
     if arr.shape.len() != 2 {
         return Err(CliError::failed(format!(
@@ -84,7 +100,19 @@ fn npy_records(npy: &Path, ids: &Path, metadata: Option<&Path>) -> CliResult<Vec
             )));
         }
     }
+    if let (Some(d), Some(path)) = (&docs, documents) {
+        if d.len() != ids_list.len() {
+            return Err(CliError::failed(format!(
+                "{} has {} document lines but {} has {} ids",
+                path.display(),
+                d.len(),
+                ids.display(),
+                ids_list.len()
+            )));
+        }
+    }
     let mut metas = metas.map(Vec::into_iter);
+    let mut docs = docs.map(Vec::into_iter);
     Ok(ids_list
         .into_iter()
         .zip(arr.rows)
@@ -94,7 +122,7 @@ fn npy_records(npy: &Path, ids: &Path, metadata: Option<&Path>) -> CliResult<Vec
             record: Record {
                 id,
                 embedding: Some(embedding),
-                document: None,
+                document: docs.as_mut().and_then(Iterator::next).flatten(),
                 metadata: metas.as_mut().and_then(Iterator::next).unwrap_or_default(),
             },
         })
@@ -129,8 +157,13 @@ pub fn put(ctx: &Ctx, name: &str, source: PutSource) -> CliResult<i32> {
     ctx.require_store()?;
     let (records, unit, origin) = match &source {
         PutSource::Jsonl(f) => (read_records_jsonl(f)?, "line", f.clone()),
-        PutSource::Npy { npy, ids, metadata } => (
-            npy_records(npy, ids, metadata.as_deref())?,
+        PutSource::Npy {
+            npy,
+            ids,
+            metadata,
+            documents,
+        } => (
+            npy_records(npy, ids, metadata.as_deref(), documents.as_deref())?,
             "row",
             npy.clone(),
         ),
@@ -153,17 +186,23 @@ pub fn put(ctx: &Ctx, name: &str, source: PutSource) -> CliResult<i32> {
             )));
         }
     }
-    for r in &records {
-        let op = Operation {
-            seq: Seq::ZERO,
-            op: Op::Upsert(r.record.clone()),
-        };
-        strata_engine::validate(&info, &op).map_err(|e| {
-            let n = if unit == "row" { r.line - 1 } else { r.line };
+    let (lines, ops): (Vec<usize>, Vec<Operation>) = records
+        .into_iter()
+        .map(|r| {
+            let op = Operation {
+                seq: Seq::ZERO,
+                op: Op::Upsert(r.record),
+            };
+            (r.line, op)
+        })
+        .unzip();
+    for (line, op) in lines.iter().zip(&ops) {
+        strata_engine::validate(&info, op).map_err(|e| {
+            let n = if unit == "row" { line - 1 } else { *line };
             CliError::failed(format!("{} {unit} {n}: {e}", origin.display()))
         })?;
     }
-    if records.is_empty() {
+    if ops.is_empty() {
         if ctx.json {
             print_json(&json!({"collection": name, "records": 0, "version": null}));
         } else {
@@ -171,8 +210,8 @@ pub fn put(ctx: &Ctx, name: &str, source: PutSource) -> CliResult<i32> {
         }
         return Ok(0);
     }
-    let n = records.len();
-    let ops = records.into_iter().map(|r| Op::Upsert(r.record)).collect();
+    let n = ops.len();
+    let ops = ops.into_iter().map(|o| o.op).collect();
     let receipt = write_with_progress(&store, name, ops)?;
     store.close()?;
     report(
