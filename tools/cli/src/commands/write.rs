@@ -60,6 +60,25 @@ impl PutSource {
     }
 }
 
+/// Refuse a file of one line per row (`count` lines, read from `path`) whose count is not
+/// the ids file's `n`.
+fn same_count(
+    what: &str,
+    count: Option<usize>,
+    path: Option<&Path>,
+    ids: &Path,
+    n: usize,
+) -> CliResult<()> {
+    match (count, path) {
+        (Some(c), Some(p)) if c != n => Err(CliError::failed(format!(
+            "{} has {c} {what} lines but {} has {n} ids",
+            p.display(),
+            ids.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Records from a `.npy` matrix, ids and metadata, checked against each other. Record
 /// "lines" are the ids file's line numbers.
 fn npy_records(
@@ -89,28 +108,9 @@ fn npy_records(
             arr.shape_text()
         )));
     }
-    if let (Some(m), Some(path)) = (&metas, metadata) {
-        if m.len() != ids_list.len() {
-            return Err(CliError::failed(format!(
-                "{} has {} metadata lines but {} has {} ids",
-                path.display(),
-                m.len(),
-                ids.display(),
-                ids_list.len()
-            )));
-        }
-    }
-    if let (Some(d), Some(path)) = (&docs, documents) {
-        if d.len() != ids_list.len() {
-            return Err(CliError::failed(format!(
-                "{} has {} document lines but {} has {} ids",
-                path.display(),
-                d.len(),
-                ids.display(),
-                ids_list.len()
-            )));
-        }
-    }
+    let n = ids_list.len();
+    same_count("metadata", metas.as_ref().map(Vec::len), metadata, ids, n)?;
+    same_count("document", docs.as_ref().map(Vec::len), documents, ids, n)?;
     let mut metas = metas.map(Vec::into_iter);
     let mut docs = docs.map(Vec::into_iter);
     Ok(ids_list
