@@ -4,9 +4,11 @@
 //! `1 − q·x` for ip). The GEMM sums in another order than the single-query kernel, so its
 //! distances differ in the last bits: they only select candidates — every row whose
 //! distance could be among the k best given a bound on the rounding error — and the
-//! candidates are scored again with the single-query kernel ([`distance`]). The result is
-//! therefore exactly the single-query path's: the same rows, the same distances, the same
-//! ties.
+//! candidates are scored again with the single-query kernel ([`distance`]). Blocks are
+//! taken in runs, and within a run a query's k-th best distance so far bounds the
+//! candidates of the next block ([`BestRows`]), so past a run's first block few rows are
+//! scored. The result is therefore exactly the single-query path's: the same rows, the
+//! same distances, the same ties.
 
 use strata_formats::Metric;
 
@@ -135,79 +137,117 @@ fn approx(metric: Metric, dot: f32, qn: f32, xn: f32, gamma: f32) -> (f32, f32) 
     )
 }
 
-/// The `k` best rows of a block for every query (plus rows tied with the k-th), by the
-/// single-query kernel's distance: `block` holds the rows' vectors (row-major), `ids`
-/// their row numbers in the segment.
-pub(crate) fn block_best(
-    metric: Metric,
-    qm: &QueryMatrix,
-    block: &[f32],
-    ids: &[u32],
+/// The `k` best rows of a sequence of blocks for every query (plus rows tied with the k-th),
+/// by the single-query kernel's distance. A query's k-th best distance so far bounds the
+/// candidates of the blocks that follow: once it has `k` rows, only rows whose lower bound
+/// is within it are scored again, so after the first block few rows are.
+pub(crate) struct BestRows {
     k: usize,
-) -> Vec<Vec<(f32, u32)>> {
-    let rows = ids.len();
-    DOTS.with_borrow_mut(|dots| {
-        self::dots(qm, block, rows, dots);
-        best_of_block(metric, qm, block, ids, k, dots)
-    })
+    /// Per query: the rows kept (the k best so far and ties, and rows not yet cut).
+    best: Vec<Vec<(f32, u32)>>,
+    /// Per query: the k-th smallest distance kept (infinite while fewer than k are).
+    kth: Vec<f32>,
 }
 
-/// [`block_best`] once the dot products are computed.
-fn best_of_block(
-    metric: Metric,
-    qm: &QueryMatrix,
-    block: &[f32],
-    ids: &[u32],
-    k: usize,
-    dots: &[f32],
-) -> Vec<Vec<(f32, u32)>> {
-    let rows = ids.len();
-    let dims = qm.dims;
-    let norms: Vec<f32> = block
-        .chunks_exact(dims)
-        .map(|x| sq_norm(x).sqrt())
-        .collect();
-    // Rounding of a d-term dot product in f32 is within d·ε·Σ|q_i x_i| ≤ d·ε·‖q‖‖x‖;
-    // four times that (and two more terms) covers the GEMM, the norms and the kernel.
-    let gamma = 4.0 * (dims as f32 + 2.0) * f32::EPSILON;
-    let mut out = Vec::with_capacity(qm.queries);
-    let mut lower = vec![0f32; rows];
-    let mut upper = vec![0f32; rows];
-    for qi in 0..qm.queries {
-        let q = qm.query(qi);
-        let qn = qm.norms[qi];
-        let dots = &dots[qi * rows..(qi + 1) * rows];
-        // One pass: each row's lower bound, and the k-th smallest upper bound. At least k
-        // rows are at or below the latter, so every row of the k best has a lower bound at
-        // or below it too.
-        match metric {
-            Metric::L2 => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
-                approx(Metric::L2, d, qn, xn, gamma)
-            }),
-            Metric::Ip => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
-                approx(Metric::Ip, d, qn, xn, gamma)
-            }),
-            Metric::Cosine => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
-                approx(Metric::Cosine, d, qn, xn, gamma)
-            }),
+impl BestRows {
+    /// Nothing seen yet, for `queries` queries.
+    pub(crate) fn new(queries: usize, k: usize) -> BestRows {
+        BestRows {
+            k,
+            best: vec![Vec::new(); queries],
+            kth: vec![f32::INFINITY; queries],
         }
-        let mut uppers = SmallestK::new(k);
-        for &u in &upper {
-            uppers.offer(u);
-        }
-        let limit = uppers.kth();
-        let candidates: Vec<(f32, u32)> = lower
-            .iter()
-            .enumerate()
-            .filter(|(_, &lo)| lo <= limit)
-            .map(|(j, _)| {
-                let x = &block[j * dims..(j + 1) * dims];
-                (distance(metric, q, x), ids[j])
-            })
-            .collect();
-        out.push(crate::topk::keep_best(candidates, k));
     }
-    out
+
+    /// Add a block: `block` holds the rows' vectors (row-major), `ids` their row numbers in
+    /// the segment.
+    pub(crate) fn add(&mut self, metric: Metric, qm: &QueryMatrix, block: &[f32], ids: &[u32]) {
+        assert_eq!(self.best.len(), qm.queries, "one list per query");
+        let rows = ids.len();
+        DOTS.with_borrow_mut(|dots| {
+            self::dots(qm, block, rows, dots);
+            self.add_with_dots(metric, qm, block, ids, dots)
+        })
+    }
+
+    /// The k best rows (and ties) of every block added, per query, in no particular order.
+    pub(crate) fn finish(self) -> Vec<Vec<(f32, u32)>> {
+        let k = self.k;
+        self.best
+            .into_iter()
+            .map(|b| crate::topk::keep_best(b, k))
+            .collect()
+    }
+
+    /// [`BestRows::add`] once the dot products are computed.
+    fn add_with_dots(
+        &mut self,
+        metric: Metric,
+        qm: &QueryMatrix,
+        block: &[f32],
+        ids: &[u32],
+        dots: &[f32],
+    ) {
+        let rows = ids.len();
+        let dims = qm.dims;
+        if rows == 0 || self.k == 0 {
+            return;
+        }
+        let norms: Vec<f32> = block
+            .chunks_exact(dims)
+            .map(|x| sq_norm(x).sqrt())
+            .collect();
+        // Rounding of a d-term dot product in f32 is within d·ε·Σ|q_i x_i| ≤ d·ε·‖q‖‖x‖;
+        // four times that (and two more terms) covers the GEMM, the norms and the kernel.
+        let gamma = 4.0 * (dims as f32 + 2.0) * f32::EPSILON;
+        let mut lower = vec![0f32; rows];
+        let mut upper = vec![0f32; rows];
+        for qi in 0..qm.queries {
+            let q = qm.query(qi);
+            let qn = qm.norms[qi];
+            let dots = &dots[qi * rows..(qi + 1) * rows];
+            match metric {
+                Metric::L2 => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                    approx(Metric::L2, d, qn, xn, gamma)
+                }),
+                Metric::Ip => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                    approx(Metric::Ip, d, qn, xn, gamma)
+                }),
+                Metric::Cosine => bounds(dots, &norms, &mut lower, &mut upper, |d, xn| {
+                    approx(Metric::Cosine, d, qn, xn, gamma)
+                }),
+            }
+            // A row of the k best has a distance at or below the k-th best kept so far, and
+            // at or below the block's k-th smallest upper bound (at least k rows are there):
+            // its lower bound is within both.
+            let mut limit = self.kth[qi];
+            if limit == f32::INFINITY {
+                let mut uppers = SmallestK::new(self.k);
+                for &u in &upper {
+                    uppers.offer(u);
+                }
+                limit = uppers.kth();
+            }
+            let best = &mut self.best[qi];
+            let before = best.len();
+            best.extend(
+                lower
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &lo)| lo <= limit)
+                    .map(|(j, _)| {
+                        (
+                            distance(metric, q, &block[j * dims..(j + 1) * dims]),
+                            ids[j],
+                        )
+                    }),
+            );
+            if best.len() > before && best.len() >= self.k {
+                *best = crate::topk::keep_best(std::mem::take(best), self.k);
+                self.kth[qi] = best.iter().map(|x| x.0).fold(f32::NEG_INFINITY, f32::max);
+            }
+        }
+    }
 }
 
 /// The `k` smallest of the values offered, kept sorted (a batch's k is small; past
@@ -289,13 +329,14 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
         #[test]
-        fn a_block_gives_the_single_query_answer(
+        fn blocks_give_the_single_query_answer(
             seed in any::<u64>(),
             dims in 1usize..80,
             rows in 1usize..300,
             queries in 1usize..9,
             k in 1usize..20,
             duplicates in any::<bool>(),
+            split in prop_oneof![Just(1000usize), 1usize..100],
         ) {
             let mut block = strata_formats::samples::noise(seed, rows * dims);
             if duplicates {
@@ -311,7 +352,13 @@ mod tests {
             let ids: Vec<u32> = (0..rows as u32).collect();
             let qm = QueryMatrix::new(&qs, dims);
             for metric in [Metric::L2, Metric::Cosine, Metric::Ip] {
-                let got = block_best(metric, &qm, &block, &ids, k);
+                // The rows in blocks of `split` (one block when it is at least `rows`).
+                let mut best = BestRows::new(qs.len(), k);
+                for (b, ids) in ids.chunks(split).enumerate() {
+                    let start = b * split * dims;
+                    best.add(metric, &qm, &block[start..start + ids.len() * dims], ids);
+                }
+                let got = best.finish();
                 for (qi, q) in qs.iter().enumerate() {
                     prop_assert_eq!(
                         sorted(got[qi].clone()),
@@ -350,7 +397,9 @@ mod tests {
         let qs = vec![vec![1.0, 0.0, 0.0, 0.0], vec![0.0; 4]];
         let qm = QueryMatrix::new(&qs, dims);
         for metric in [Metric::L2, Metric::Cosine, Metric::Ip] {
-            let got = block_best(metric, &qm, &block, &ids, 2);
+            let mut best = BestRows::new(qs.len(), 2);
+            best.add(metric, &qm, &block, &ids);
+            let got = best.finish();
             for (qi, q) in qs.iter().enumerate() {
                 let want: Vec<(f32, u32)> = reference(metric, q, &block, dims, 2)
                     .into_iter()

@@ -21,6 +21,7 @@
 
 mod batch;
 mod clock;
+mod code_batch;
 mod compaction;
 mod distance;
 mod error;

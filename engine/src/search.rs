@@ -10,7 +10,8 @@ use simsimd::{BinarySimilarity, SpatialSimilarity};
 use strata_formats::segment::{quantize_bits, quantize_i8};
 use strata_formats::{Filter, Metric, Quantization};
 
-use crate::batch::{block_best, QueryMatrix, BLOCK_ROWS};
+use crate::batch::{BestRows, QueryMatrix, BLOCK_ROWS};
+use crate::code_batch::{self, Rows};
 use crate::distance::distance;
 use crate::error::{Error, Result};
 use crate::snapshot::{Include, Loc, Query, RecordOut, Snapshot, SnapshotState};
@@ -40,6 +41,9 @@ pub fn default_oversample(q: Quantization) -> usize {
 
 /// Rows processed per parallel task.
 const CHUNK_ROWS: usize = 4096;
+
+/// The first-pass score of a row from its codes (lower is nearer).
+type Scorer<'a> = Box<dyn Fn(u32) -> f32 + Sync + 'a>;
 
 /// A query vector prepared for one quantization.
 enum Prepared {
@@ -86,6 +90,52 @@ impl SnapshotState {
         Ok(Some(rows))
     }
 
+    /// The first-pass score of a row of segment `si` from its codes, for a prepared query.
+    fn code_scorer<'a>(&'a self, si: usize, prepared: &'a Prepared) -> Result<Scorer<'a>> {
+        let seg = &self.segments[si].seg;
+        let view = seg.view();
+        let dims = view.dims();
+        let metric = self.info.metric;
+        Ok(match prepared {
+            Prepared::I8 { codes, scale, norm } => {
+                let (all, scales) = view
+                    .quant_i8()
+                    .map_err(|e| seg.err(e))?
+                    .ok_or_else(|| Error::invalid("segment", "i8 codes missing"))?;
+                let norms = seg.norms()?;
+                let (scale, norm) = (*scale, *norm);
+                Box::new(move |row: u32| {
+                    let r = row as usize;
+                    let c = &all[r * dims..(r + 1) * dims];
+                    let dot = i8::dot(codes, c).unwrap_or(0.0) as f32 * scale * scales[r];
+                    let xn = norms[r];
+                    match metric {
+                        Metric::L2 => norm * norm + xn * xn - 2.0 * dot,
+                        Metric::Ip => 1.0 - dot,
+                        Metric::Cosine => {
+                            if norm == 0.0 || xn == 0.0 {
+                                1.0
+                            } else {
+                                1.0 - dot / (norm * xn)
+                            }
+                        }
+                    }
+                })
+            }
+            Prepared::Bit(codes) => {
+                let all = view
+                    .quant_bits()
+                    .map_err(|e| seg.err(e))?
+                    .ok_or_else(|| Error::invalid("segment", "bit codes missing"))?;
+                let stride = dims.div_ceil(8);
+                Box::new(move |row: u32| {
+                    let r = row as usize;
+                    u8::hamming(codes, &all[r * stride..(r + 1) * stride]).unwrap_or(0.0) as f32
+                })
+            }
+        })
+    }
+
     /// The best rows of one segment with exact distances.
     fn scan_segment(
         &self,
@@ -106,45 +156,7 @@ impl SnapshotState {
             let r = row as usize;
             distance(metric, q.vector, &vectors[r * dims..(r + 1) * dims])
         };
-        let approx: Option<Box<dyn Fn(u32) -> f32 + Sync>> = match prepared {
-            Some(Prepared::I8 { codes, scale, norm }) => {
-                let (all, scales) = view
-                    .quant_i8()
-                    .map_err(|e| seg.err(e))?
-                    .ok_or_else(|| Error::invalid("segment", "i8 codes missing"))?;
-                let norms = seg.norms()?;
-                let (scale, norm) = (*scale, *norm);
-                Some(Box::new(move |row: u32| {
-                    let r = row as usize;
-                    let c = &all[r * dims..(r + 1) * dims];
-                    let dot = i8::dot(codes, c).unwrap_or(0.0) as f32 * scale * scales[r];
-                    let xn = norms[r];
-                    match metric {
-                        Metric::L2 => norm * norm + xn * xn - 2.0 * dot,
-                        Metric::Ip => 1.0 - dot,
-                        Metric::Cosine => {
-                            if norm == 0.0 || xn == 0.0 {
-                                1.0
-                            } else {
-                                1.0 - dot / (norm * xn)
-                            }
-                        }
-                    }
-                }))
-            }
-            Some(Prepared::Bit(codes)) => {
-                let all = view
-                    .quant_bits()
-                    .map_err(|e| seg.err(e))?
-                    .ok_or_else(|| Error::invalid("segment", "bit codes missing"))?;
-                let stride = dims.div_ceil(8);
-                Some(Box::new(move |row: u32| {
-                    let r = row as usize;
-                    u8::hamming(codes, &all[r * stride..(r + 1) * stride]).unwrap_or(0.0) as f32
-                }))
-            }
-            None => None,
-        };
+        let approx = prepared.map(|p| self.code_scorer(si, p)).transpose()?;
         let k = q.k;
         let Some(f) = approx else {
             let chunks: Vec<Vec<(f32, u32)>> = (0..n.div_ceil(CHUNK_ROWS))
@@ -174,7 +186,8 @@ impl SnapshotState {
     }
 
     /// Exact scan of one segment for many queries at once, as blocked matrix products
-    /// (see `batch`): both cores take blocks of rows; filtered rows are gathered first.
+    /// (see `batch`): both cores take runs of blocks of rows; filtered rows are gathered
+    /// first.
     fn scan_segment_batch(
         &self,
         si: usize,
@@ -189,35 +202,92 @@ impl SnapshotState {
         let metric = self.info.metric;
         let rows = self.live_rows(si, filter)?;
         let n = rows.as_ref().map_or(seg.rows(), Vec::len);
-        let per_block: Vec<Vec<Vec<(f32, u32)>>> = (0..n.div_ceil(BLOCK_ROWS))
+        // Runs of adjacent blocks, a few per core: within a run, each query's k-th best so
+        // far bounds the candidates of the next block.
+        let blocks = n.div_ceil(BLOCK_ROWS);
+        let runs = blocks.min(4 * rayon::current_num_threads().max(1));
+        let per_run: Vec<Vec<Vec<(f32, u32)>>> = (0..runs)
             .into_par_iter()
-            .map(|b| {
-                let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n);
-                match &rows {
-                    None => {
-                        let ids: Vec<u32> = range.clone().map(|r| r as u32).collect();
-                        let block = &vectors[range.start * dims..range.end * dims];
-                        block_best(metric, queries, block, &ids, k)
-                    }
-                    Some(live) => {
-                        let ids = &live[range];
-                        let mut block = Vec::with_capacity(ids.len() * dims);
-                        for &r in ids {
-                            let r = r as usize;
-                            block.extend_from_slice(&vectors[r * dims..(r + 1) * dims]);
+            .map(|run| {
+                let mut best = BestRows::new(queries.len(), k);
+                for b in run * blocks / runs..(run + 1) * blocks / runs {
+                    let range = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(n);
+                    match &rows {
+                        None => {
+                            let ids: Vec<u32> = range.clone().map(|r| r as u32).collect();
+                            let block = &vectors[range.start * dims..range.end * dims];
+                            best.add(metric, queries, block, &ids);
                         }
-                        block_best(metric, queries, &block, ids, k)
+                        Some(live) => {
+                            let ids = &live[range];
+                            let mut block = Vec::with_capacity(ids.len() * dims);
+                            for &r in ids {
+                                let r = r as usize;
+                                block.extend_from_slice(&vectors[r * dims..(r + 1) * dims]);
+                            }
+                            best.add(metric, queries, &block, ids);
+                        }
                     }
                 }
+                best.finish()
             })
             .collect();
         let mut merged: Vec<Vec<(f32, u32)>> = vec![Vec::new(); queries.len()];
-        for block in per_block {
-            for (m, c) in merged.iter_mut().zip(block) {
+        for run in per_run {
+            for (m, c) in merged.iter_mut().zip(run) {
                 m.extend(c);
             }
         }
         Ok(merged.into_iter().map(|m| keep_best(m, k)).collect())
+    }
+
+    /// Quantized scan of one segment for many queries at once: groups of queries read each
+    /// block of codes together (see `code_batch`), then each query's candidates are
+    /// re-scored exactly, as [`Self::scan_segment`] does for one query.
+    fn scan_segment_batch_codes(
+        &self,
+        si: usize,
+        queries: &[Vec<f32>],
+        k: usize,
+        filter: Option<&Filter>,
+        oversample: Option<usize>,
+    ) -> Result<Vec<Vec<(f32, u32)>>> {
+        let seg = &self.segments[si].seg;
+        let quant = seg.layout_quantization();
+        let view = seg.view();
+        let dims = view.dims();
+        let vectors = view.vectors().map_err(|e| seg.err(e))?;
+        let metric = self.info.metric;
+        let code_bytes = match quant {
+            Quantization::Bit => dims.div_ceil(8),
+            Quantization::I8 | Quantization::None => dims,
+        };
+        let prepared: Vec<Prepared> = queries.iter().filter_map(|q| prepare(q, quant)).collect();
+        let scorers = prepared
+            .iter()
+            .map(|p| self.code_scorer(si, p))
+            .collect::<Result<Vec<_>>>()?;
+        let live = self.live_rows(si, filter)?;
+        let rows = Rows {
+            n: live.as_ref().map_or(seg.rows(), Vec::len),
+            live: live.as_deref(),
+        };
+        let m = k.saturating_mul(oversample.unwrap_or_else(|| default_oversample(quant)));
+        let candidates = code_batch::candidates(&scorers, rows, m, code_bytes);
+        Ok(candidates
+            .into_par_iter()
+            .zip(queries)
+            .map(|(c, q)| {
+                let rescored = c
+                    .into_iter()
+                    .map(|(_, row)| {
+                        let r = row as usize;
+                        (distance(metric, q, &vectors[r * dims..(r + 1) * dims]), row)
+                    })
+                    .collect();
+                keep_best(rescored, k)
+            })
+            .collect())
     }
 
     fn check_query(&self, vector: &[f32]) -> Result<()> {
@@ -280,22 +350,37 @@ impl SnapshotState {
             .collect()
     }
 
-    fn knn_batch_exact(
+    /// Many queries at once: per segment, one pass over the rows for the whole batch —
+    /// blocked matrix products over the vectors (exact, or a segment without codes) or
+    /// groups of queries over the codes — then, per query, the overlay and the order.
+    fn knn_batch(
         &self,
         queries: &[Vec<f32>],
         k: usize,
         filter: Option<&Filter>,
         include: Include,
+        opts: &SearchOptions,
     ) -> Result<Vec<Vec<RecordOut>>> {
         for q in queries {
             self.check_query(q)?;
         }
+        if opts.oversample == Some(0) {
+            return Err(Error::invalid("oversample", "must be at least 1"));
+        }
         if k == 0 {
             return Ok(vec![Vec::new(); queries.len()]);
         }
-        let matrix = QueryMatrix::new(queries, self.info.dims as usize);
+        let mut matrix = None;
         let per_segment: Vec<Vec<Vec<(f32, u32)>>> = (0..self.segments.len())
-            .map(|si| self.scan_segment_batch(si, &matrix, k, filter))
+            .map(|si| {
+                if opts.exact || self.segments[si].seg.layout_quantization() == Quantization::None {
+                    let m = matrix
+                        .get_or_insert_with(|| QueryMatrix::new(queries, self.info.dims as usize));
+                    self.scan_segment_batch(si, m, k, filter)
+                } else {
+                    self.scan_segment_batch_codes(si, queries, k, filter, opts.oversample)
+                }
+            })
             .collect::<Result<_>>()?;
         queries
             .par_iter()
@@ -359,8 +444,10 @@ impl Snapshot {
         self.0.knn(q, opts)
     }
 
-    /// Many queries at once (one result list per query, in order). The exact path reads
-    /// each row once for the whole batch; the quantized path runs the queries in parallel.
+    /// Many queries at once (one result list per query, in order), with the answers of
+    /// [`Snapshot::query_with`] for each. The exact path reads each row once for the whole
+    /// batch (blocked matrix products); the quantized path reads each block of codes once
+    /// per group of queries.
     pub fn query_batch(
         &self,
         vectors: &[Vec<f32>],
@@ -375,27 +462,16 @@ impl Snapshot {
             vectors.len(),
             crate::limits::MAX_BATCH_QUERIES,
         )?;
-        let quantized = self
-            .0
-            .segments
-            .iter()
-            .any(|s| s.seg.layout_quantization() != Quantization::None);
-        if opts.exact || !quantized {
-            return self.0.knn_batch_exact(vectors, k, filter, include);
+        if vectors.len() == 1 {
+            // One query: the single-query path, whose scan of one segment uses every core.
+            let q = Query {
+                vector: &vectors[0],
+                k,
+                filter,
+                include,
+            };
+            return Ok(vec![self.0.knn(&q, opts)?]);
         }
-        vectors
-            .par_iter()
-            .map(|v| {
-                self.0.knn(
-                    &Query {
-                        vector: v,
-                        k,
-                        filter,
-                        include,
-                    },
-                    opts,
-                )
-            })
-            .collect()
+        self.0.knn_batch(vectors, k, filter, include, opts)
     }
 }

@@ -179,6 +179,108 @@ fn quantized_recall_has_a_floor() {
     assert!(bit_32 >= 0.6, "1-bit recall at oversample 32 {bit_32}");
 }
 
+/// A quantized batch reads each block of codes once per group of queries; its answers
+/// are still every query's own: over segments of several blocks (1536-d: 170 rows of i8
+/// codes, 1365 of bits per block), with deleted rows, a filter, overlay entries, two
+/// segments and a small oversampling (many ties among the bit scores).
+#[test]
+fn quantized_batches_equal_single_queries() {
+    let dims = 1536;
+    let data = clustered(3200, dims, 12, 5);
+    for (quant, metric) in [
+        (Quantization::I8, Metric::L2),
+        (Quantization::I8, Metric::Cosine),
+        (Quantization::Bit, Metric::Cosine),
+        (Quantization::Bit, Metric::Ip),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        // A flush at every maybe_compact, never a merge of the two small segments.
+        let options = StoreOptions {
+            policy: std::sync::Arc::new(strata_engine::CompactionPolicy {
+                max_deltas: 1,
+                ..strata_engine::CompactionPolicy::default()
+            }),
+            ..StoreOptions::default()
+        };
+        let store = Writer::open(dir.path(), options).unwrap();
+        store
+            .create_collection("c", dims as u32, metric, quant)
+            .unwrap();
+        let upsert = |i: usize, v: &[f32]| {
+            Op::Upsert(Record {
+                id: format!("r{i:05}"),
+                embedding: Some(v.to_vec()),
+                document: None,
+                metadata: [("x".to_string(), MetaValue::Int((i % 3) as i64))]
+                    .into_iter()
+                    .collect(),
+            })
+        };
+        let (first, second) = data.split_at(2800);
+        store
+            .write(
+                "c",
+                first
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| upsert(i, v))
+                    .collect(),
+            )
+            .unwrap();
+        store.compact("c").unwrap();
+        let deletes = (0..2800)
+            .step_by(7)
+            .map(|i| Op::Delete(Target::Id(format!("r{i:05}"))));
+        store.write("c", deletes.collect()).unwrap();
+        let more = second.iter().enumerate().map(|(i, v)| upsert(2800 + i, v));
+        store.write("c", more.collect()).unwrap();
+        assert!(
+            store.maybe_compact("c").unwrap().is_some(),
+            "{quant:?}: a flush"
+        );
+        // Overlay entries: moved rows, one of them onto a query's direction.
+        let qs = clustered(21, dims, 12, 77);
+        let moved = vec![upsert(14, &qs[3]), upsert(2801, &data[5])];
+        store.write("c", moved).unwrap();
+        let snap = store.snapshot("c").unwrap();
+        assert!(
+            snap.version().segments.len() >= 2,
+            "{quant:?}: two segments"
+        );
+        let filter = Filter::parse(r#"{"x": {"$ne": 2}}"#).unwrap();
+        for oversample in [None, Some(2)] {
+            let opts = strata_engine::SearchOptions {
+                exact: false,
+                oversample,
+            };
+            for f in [None, Some(&filter)] {
+                let batch = snap.query_batch(&qs, 10, f, Include::ids(), &opts).unwrap();
+                assert_eq!(batch.len(), qs.len());
+                for (qi, (q, got)) in qs.iter().zip(&batch).enumerate() {
+                    let one = snap
+                        .query_with(
+                            &Query {
+                                vector: q,
+                                k: 10,
+                                filter: f,
+                                include: Include::ids(),
+                            },
+                            &opts,
+                        )
+                        .unwrap();
+                    assert_eq!(got.len(), 10);
+                    assert_eq!(
+                        &one,
+                        got,
+                        "{quant:?} {metric} oversample {oversample:?} filter {} query {qi}",
+                        f.is_some()
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn batch_queries_equal_single_queries() {
     let dims = 16;
