@@ -355,6 +355,47 @@ fn position_of(text: &[u8], offset: usize) -> Position {
     }
 }
 
+/// Positions of increasing offsets in one text, each found by scanning only the bytes since
+/// the previous one (a position per record of an event, not a scan from the start for each).
+struct Positions<'a> {
+    text: &'a [u8],
+    /// The offset scanned up to, its line, and where that line starts.
+    offset: usize,
+    line: usize,
+    line_start: usize,
+}
+
+impl<'a> Positions<'a> {
+    fn new(text: &'a [u8]) -> Positions<'a> {
+        Positions {
+            text,
+            offset: 0,
+            line: 1,
+            line_start: 0,
+        }
+    }
+
+    /// The position of `offset` (any offset; scanning resumes from the last one when it is
+    /// not before it).
+    fn at(&mut self, offset: usize) -> Position {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            *self = Positions::new(self.text);
+        }
+        for (i, &b) in self.text[self.offset..offset].iter().enumerate() {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + i + 1;
+            }
+        }
+        self.offset = offset;
+        Position {
+            line: self.line,
+            column: offset - self.line_start + 1,
+        }
+    }
+}
+
 /// The absolute position of a (line, column) reported inside a sub-slice starting at `base`.
 fn shift(base: Position, line: usize, column: usize) -> Position {
     if line <= 1 {
@@ -475,9 +516,10 @@ pub fn parse_event(bytes: &[u8]) -> Result<ParsedBatch, EventError> {
     });
     let mut records = Vec::with_capacity(envelope.records.len());
     let mut failures = Vec::new();
+    let mut positions = Positions::new(bytes);
     for (index, raw) in envelope.records.into_iter().enumerate() {
         let offset = (raw.get().as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
-        let base = position_of(bytes, offset);
+        let base = positions.at(offset);
         match parse_raw_record(index, raw.get(), base) {
             Ok(r) => records.push(r),
             Err(f) => failures.push(f),
@@ -772,6 +814,20 @@ mod tests {
             r#"{"batchItemFailures":[{"itemIdentifier":"5"},{"itemIdentifier":""}]}"#
         );
         assert_eq!(BatchResponse::from_json(r.to_json().as_bytes()).unwrap(), r);
+    }
+
+    #[test]
+    fn positions_equal_a_scan_from_the_start() {
+        let text = b"{\n  \"a\": 1,\n\n  \"b\": [\n 2]\n}";
+        let mut positions = Positions::new(text);
+        // Increasing offsets, then one before the last (a rescan).
+        for offset in (0..=text.len() + 2).chain([3, 0, 9]) {
+            assert_eq!(
+                positions.at(offset),
+                position_of(text, offset),
+                "offset {offset}"
+            );
+        }
     }
 
     #[test]
