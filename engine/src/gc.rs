@@ -173,6 +173,11 @@ impl Writer {
         report: &mut GcReport,
     ) -> Result<()> {
         let dir = layout::versions(collection);
+        // A collection whose directory was never made (its creation stopped after the
+        // manifest commit) has no version files to collect.
+        if !self.storage().exists(&dir)? {
+            return Ok(());
+        }
         for entry in self.storage().list(&dir)? {
             let orphan = !entry.meta.is_dir
                 && layout::version_number(&entry.name).is_some_and(|v| !kept.contains(&v));

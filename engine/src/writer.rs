@@ -89,6 +89,10 @@ pub struct WriteReceipt {
 /// many new delta and segment files).
 const FILE_NUMBER_BATCH: u64 = 256;
 
+/// Deltas from this size on are written and synced on a thread of their own while the
+/// write's state is folded; below it a thread costs more than the overlap saves.
+const OVERLAPPED_WRITE_BYTES: usize = 1 << 20;
+
 /// The next file number to hand out, and the watermark persisted in the manifest (every
 /// number below it may have been used).
 #[derive(Debug, Default)]
@@ -621,17 +625,36 @@ impl Writer {
         };
         let bytes = DeltaWriter::encode(&header, &ops).map_err(crate::error::delta_error)?;
         let storage = self.core.storage();
-        // The new state is built while the delta is written and synced: the fold is memory
-        // work, the write mostly waiting on the disk. The state is committed only once the
-        // delta is durable and published.
-        let (temp, state) = rayon::join(
-            || -> Result<_> {
-                strata_storage::failpoint!("write delta", storage.location(layout::TMP));
-                Ok(storage.write_temp("delta", &bytes)?)
-            },
-            || self.fold_delta(snap, &ops, now),
-        );
-        let (temp, state) = (temp?, state?);
+        let write = || -> Result<_> {
+            strata_storage::failpoint!("write delta", storage.location(layout::TMP));
+            Ok(storage.write_temp("delta", &bytes)?)
+        };
+        // A large delta's state is built while the delta is written and synced: the fold is
+        // memory work, the write mostly waiting on the disk. The write gets a thread of its
+        // own, not a rayon task: this thread holds the writer lock, and a rayon worker
+        // waiting on a join may run a queued task that takes the same lock.
+        let (temp, state) = if bytes.len() >= OVERLAPPED_WRITE_BYTES {
+            std::thread::scope(|scope| {
+                let written = scope.spawn(write);
+                let state = self.fold_delta(snap, &ops, now);
+                let temp = written
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (temp, state)
+            })
+        } else {
+            (write(), self.fold_delta(snap, &ops, now))
+        };
+        // The state is committed only once the delta is durable and published; a failed
+        // fold takes its written temporary with it.
+        let (temp, state) = match (temp, state) {
+            (Ok(temp), Ok(state)) => (temp, state),
+            (Ok(temp), Err(e)) => {
+                storage.discard_temp(&temp);
+                return Err(e);
+            }
+            (Err(e), _) => return Err(e),
+        };
         let file = self.publish_numbered(&temp, layout::DELTAS, layout::delta_name)?;
         self.commit_delta(state, file, bytes.len() as u64, &ops, |_| {})
     }

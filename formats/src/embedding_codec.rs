@@ -3,15 +3,27 @@
 //! bincode writes and reads a `Vec<f32>` one element at a time; on a little-endian machine
 //! the encoded elements are the vector's own bytes, so they are copied in one piece. The
 //! bytes are exactly bincode's (FORMAT.md §6.2): the `Option` tag (`0` or `1`), the length as
-//! a varint, then each value as 4 bytes little-endian. Big-endian machines take bincode's
-//! element-by-element path.
+//! a varint, then each value as 4 bytes little-endian. Big-endian machines, and a bincode
+//! configuration that writes floats big-endian, take bincode's element-by-element path.
 
+use bincode::config::Config;
 use bincode::de::read::Reader;
 use bincode::de::Decoder;
-use bincode::enc::write::Writer;
-use bincode::enc::Encoder;
+use bincode::enc::write::{SliceWriter, Writer};
+use bincode::enc::{Encoder, EncoderImpl};
 use bincode::error::{DecodeError, EncodeError};
 use bincode::{Decode, Encode};
+
+/// Whether values under `config` are the vector's own bytes: this machine and the
+/// configuration both little-endian (asked of bincode by encoding one value).
+fn own_bytes<C: Config>(config: C) -> bool {
+    if !cfg!(target_endian = "little") {
+        return false;
+    }
+    let mut out = [0u8; 4];
+    let mut e = EncoderImpl::new(SliceWriter::new(&mut out), config);
+    1.5f32.encode(&mut e).is_ok() && out == 1.5f32.to_le_bytes()
+}
 
 /// Encode `embedding` as bincode encodes an `Option<Vec<f32>>`.
 pub(crate) fn encode<E: Encoder>(embedding: Option<&[f32]>, e: &mut E) -> Result<(), EncodeError> {
@@ -20,7 +32,7 @@ pub(crate) fn encode<E: Encoder>(embedding: Option<&[f32]>, e: &mut E) -> Result
     };
     1u8.encode(e)?;
     (v.len() as u64).encode(e)?;
-    if cfg!(target_endian = "little") {
+    if own_bytes(*e.config()) {
         e.writer().write(bytemuck::cast_slice(v))
     } else {
         v.iter().try_for_each(|x| x.encode(e))
@@ -47,10 +59,13 @@ pub(crate) fn decode<C, D: Decoder<Context = C>>(
     let len = usize::try_from(len).map_err(|_| DecodeError::OutsideUsizeRange(len))?;
     d.claim_container_read::<f32>(len)?;
     let mut v = vec![0f32; len];
-    if cfg!(target_endian = "little") {
+    if own_bytes(*d.config()) {
         d.reader().read(bytemuck::cast_slice_mut(&mut v))?;
     } else {
         for x in &mut v {
+            // The claim above covers the values: each decode's own claim is handed back
+            // first, as bincode's `Vec` does.
+            d.unclaim_bytes_read(std::mem::size_of::<f32>());
             *x = f32::decode(d)?;
         }
     }
@@ -103,6 +118,27 @@ mod tests {
                 case.map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             );
         }
+    }
+
+    /// A configuration that writes floats big-endian gets bincode's bytes, value by value,
+    /// and decoding charges the limit once for the values (4000 bytes within 4096).
+    #[test]
+    fn a_big_endian_configuration_takes_the_value_path() {
+        let config = crate::codec::config().with_big_endian();
+        let v: Vec<f32> = (0..1000).map(|i| i as f32 * 0.5).collect();
+        let theirs = bincode::encode_to_vec(Some(v.clone()), config).unwrap();
+        let mut out = vec![0u8; theirs.len()];
+        let mut e = EncoderImpl::new(SliceWriter::new(&mut out), config);
+        encode(Some(&v), &mut e).unwrap();
+        assert_eq!(out, theirs);
+        assert_ne!(
+            theirs,
+            crate::codec::encode(&Some(v.clone())),
+            "big-endian bytes differ"
+        );
+        let reader = bincode::de::read::SliceReader::new(&theirs);
+        let mut d = DecoderImpl::new(reader, config.with_limit::<4096>(), ());
+        assert_eq!(decode(&mut d).unwrap(), Some(v));
     }
 
     #[test]

@@ -108,9 +108,15 @@ pub fn file_number(name: &str) -> Option<u64> {
     }
 }
 
-/// The version number in a version file name.
+/// The version number in a version file name, which must be [`version_name`]'s form (20
+/// digits): `7.version` or `+7.version` is no version file of the store's.
 pub fn version_number(name: &str) -> Option<u64> {
-    name.strip_suffix(".version").and_then(|s| s.parse().ok())
+    let stem = name.strip_suffix(".version")?;
+    if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+        stem.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// The name of a producer's inbox file: `{producer}-{ms:013}-{n:04}.delta`. Names sort by
@@ -210,6 +216,14 @@ mod tests {
         assert_eq!(file_number(&segment_name(7)), Some(7));
         assert_eq!(file_number("x.delta"), None);
         assert_eq!(version_number(&version_name(9)), Some(9));
+        for foreign in [
+            "7.version",
+            "007.version",
+            "+0000000000000000007.version",
+            "x.version",
+        ] {
+            assert_eq!(version_number(foreign), None, "{foreign}");
+        }
         assert_eq!(
             check_collection_name("a/b").unwrap_err().to_string(),
             "invalid collection name: \"a/b\": use 1 to 64 characters of A-Z a-z 0-9 _ - . not starting with a dot"

@@ -617,6 +617,13 @@ pub fn parse_npy<R: Read>(r: &mut R, file_len: u64) -> Result<NpyArray, String> 
         [n, d] => (n, d),
         _ => unreachable!("checked above"),
     };
+    if cols == 0 && rows > 0 {
+        // No bytes would bound the claimed rows: (2^62, 0) needs none.
+        return Err(format!(
+            "shape {} has rows of no values; a vector needs at least one",
+            shape_text(&shape)
+        ));
+    }
     let data_len = file_len - prefix - header_len;
     let needed = (rows as u64)
         .checked_mul(cols as u64)
@@ -932,6 +939,15 @@ mod tests {
             (
                 npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2)}", &data),
                 "8 bytes after the data",
+            ),
+            (
+                // No bytes needed, so no size check bounds the rows.
+                npy(
+                    1,
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 0)}",
+                    &[],
+                ),
+                "rows of no values",
             ),
             (
                 npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)", &data),
