@@ -2,7 +2,8 @@
 # Fuzz smoke: build every target and run each for SECONDS seconds (default 60), one after
 # the other, starting from the seed corpora. Prints per target the executions libFuzzer
 # reports and whether it found a crash, a timeout or an out-of-memory input; exits 1 if any
-# target found one. Skips (exit 0) when the nightly toolchain or cargo-fuzz is missing.
+# target found one. Installs cargo-fuzz when it is missing; skips (exit 0) when the nightly
+# toolchain is missing or cargo-fuzz cannot be installed.
 #
 #   bash fuzz/run-smoke.sh 60          (make fuzz-smoke SECONDS=60)
 #   TARGETS="delta version" bash fuzz/run-smoke.sh 30
@@ -13,9 +14,18 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TARGETS="${TARGETS:-delta segment version where_filter dynamodb_event chroma_hnsw chroma_tar}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_FUZZ:-/var/tmp/strata-fuzz-target}"
 
-if ! cargo +nightly --version >/dev/null 2>&1 || ! cargo +nightly fuzz --version >/dev/null 2>&1; then
-    echo "skipping fuzz smoke: nightly toolchain / cargo-fuzz not installed"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "skipping fuzz smoke: no nightly toolchain (rustup toolchain install nightly)"
     exit 0
+fi
+# cargo-fuzz itself builds on stable; a machine with nightly but without it gets it here
+# (about a minute), or the smoke run is skipped when it cannot be installed.
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz (cargo install cargo-fuzz --locked)"
+    if ! cargo install -q cargo-fuzz --locked; then
+        echo "skipping fuzz smoke: cargo-fuzz could not be installed"
+        exit 0
+    fi
 fi
 
 # Address sanitizer off (the decoders are safe Rust; it costs 2-3x throughput); debug
