@@ -302,6 +302,7 @@ impl SmallestK {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topk::sorted;
     use proptest::prelude::*;
 
     /// The single-query reference: every row scored with the kernel, the k best kept.
@@ -318,11 +319,6 @@ mod tests {
             .map(|(j, x)| (distance(metric, q, x), j as u32))
             .collect();
         crate::topk::keep_best(all, k)
-    }
-
-    fn sorted(mut v: Vec<(f32, u32)>) -> Vec<(f32, u32)> {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        v
     }
 
     proptest! {

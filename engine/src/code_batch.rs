@@ -99,12 +99,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topk::sorted;
     use proptest::prelude::*;
-
-    fn sorted(mut v: Vec<(f32, u32)>) -> Vec<(f32, u32)> {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        v
-    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]

@@ -18,6 +18,13 @@ pub(crate) fn keep_best(mut v: Vec<(f32, u32)>, k: usize) -> Vec<(f32, u32)> {
     v
 }
 
+/// Pairs in one order (distance, then row), to compare sets of them in tests.
+#[cfg(test)]
+pub(crate) fn sorted(mut v: Vec<(f32, u32)>) -> Vec<(f32, u32)> {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
