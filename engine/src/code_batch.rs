@@ -32,7 +32,8 @@ pub(crate) struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    fn at(&self, i: usize) -> u32 {
+    /// The `i`-th row scored.
+    pub(crate) fn at(&self, i: usize) -> u32 {
         self.live.map_or(i as u32, |r| r[i])
     }
 }

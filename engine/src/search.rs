@@ -149,9 +149,12 @@ impl SnapshotState {
         let dims = view.dims();
         let vectors = view.vectors().map_err(|e| seg.err(e))?;
         let metric = self.info.metric;
-        let rows = self.live_rows(si, q.filter)?;
-        let n = rows.as_ref().map_or(seg.rows(), Vec::len);
-        let row_at = |i: usize| rows.as_ref().map_or(i as u32, |r| r[i]);
+        let live = self.live_rows(si, q.filter)?;
+        let rows = Rows {
+            n: live.as_ref().map_or(seg.rows(), Vec::len),
+            live: live.as_deref(),
+        };
+        let (n, row_at) = (rows.n, |i: usize| rows.at(i));
         let exact = |row: u32| {
             let r = row as usize;
             distance(metric, q.vector, &vectors[r * dims..(r + 1) * dims])
